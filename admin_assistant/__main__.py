@@ -1,0 +1,3 @@
+from admin_assistant.cli import main
+
+main()

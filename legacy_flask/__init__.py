@@ -1,0 +1,85 @@
+"""The legacy admin-assistant Flask app: sync views reaching the async domain through the bridge."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from shared import bridge
+from shared.config import Settings, load_settings
+from shared.runtime import Runtime
+
+__all__ = ["LegacyFlask", "create_app"]
+
+_log = logging.getLogger(__name__)
+
+
+class LegacyFlask(Flask):
+    """Flask whose `async def` views run on the process's one bridge loop.
+
+    Flask's default runs each async view in a fresh event loop (asgiref's async_to_sync),
+    which is exactly the loop-per-call pattern that broke pooled connections.
+    """
+
+    def async_to_sync(
+        self, func: Callable[..., Coroutine[Any, Any, Any]]
+    ) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def run_on_bridge(*args: Any, **kwargs: Any) -> Any:
+            return bridge.run(func(*args, **kwargs))
+
+        return run_on_bridge
+
+
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+) -> LegacyFlask:
+    """Build the Flask app; `config` overrides Flask config, `runtime` shares a gateway's engine.
+
+    Without a runtime the app creates its own, closed by `shared.bridge.shutdown()`.
+    """
+    if runtime is None:
+        settings = settings or load_settings()
+        runtime = Runtime(settings)
+        bridge.on_shutdown(runtime.aclose)
+    settings = runtime.settings
+    app = LegacyFlask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SESSION_COOKIE_NAME="aa_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        JSON_SORT_KEYS=False,
+        TESTING=settings.env == "testing",
+    )
+    if config:
+        app.config.update(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["admin_assistant"] = runtime
+
+    from legacy_flask import api, appointments, archive, archive_configs, auth, calendars, health
+    from legacy_flask import pages
+
+    api.register_error_handlers(app)
+    for blueprint in (
+        auth.bp,
+        calendars.bp,
+        appointments.bp,
+        archive_configs.bp,
+        archive.bp,
+        health.bp,
+        pages.bp,
+    ):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,48 @@
+"""`/api/archive-configs`: CRUD of archive configurations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request, url_for
+
+from legacy_flask.api import api_login_required, json_body, paginated, services
+from shared import bridge
+from shared.auth import Actor
+from shared.validation import parse_archive_config, parse_page
+
+bp = Blueprint("archive_configs", __name__)
+
+
+@bp.get("/api/archive-configs", endpoint="list")
+@api_login_required
+def list_configs(actor: Actor) -> Any:
+    return paginated(bridge.run(services().archive.list_configs(actor, parse_page(request.args))))
+
+
+@bp.post("/api/archive-configs", endpoint="create")
+@api_login_required
+def create_config(actor: Actor) -> Any:
+    values = parse_archive_config(json_body())
+    config = bridge.run(services().archive.create_config(actor, values))
+    return jsonify(config), 201, {"Location": url_for("archive_configs.get", config_id=config["id"])}
+
+
+@bp.get("/api/archive-configs/<int:config_id>", endpoint="get")
+@api_login_required
+def get_config(actor: Actor, config_id: int) -> Any:
+    return jsonify(bridge.run(services().archive.get_config(actor, config_id)))
+
+
+@bp.patch("/api/archive-configs/<int:config_id>", endpoint="update")
+@api_login_required
+def update_config(actor: Actor, config_id: int) -> Any:
+    values = parse_archive_config(json_body(), partial=True)
+    return jsonify(bridge.run(services().archive.update_config(actor, config_id, values)))
+
+
+@bp.delete("/api/archive-configs/<int:config_id>", endpoint="delete")
+@api_login_required
+def delete_config(actor: Actor, config_id: int) -> Any:
+    bridge.run(services().archive.delete_config(actor, config_id))
+    return "", 204

@@ -1,0 +1,158 @@
+"""Process settings from the AA_* environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from shared.errors import ConfigError
+
+Environment = Literal["development", "production", "testing"]
+ProviderName = Literal["local", "graph"]
+
+_ENVIRONMENTS: tuple[Environment, ...] = ("development", "production", "testing")
+_PROVIDERS: tuple[ProviderName, ...] = ("local", "graph")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process needs to know about its environment; immutable once built."""
+
+    env: Environment
+    database_url: str
+    secret_key: str
+    flags_file: Path
+    calendar_provider: ProviderName
+    graph_url: str | None
+    graph_token: str | None
+    var_dir: Path
+    db_pool_size: int
+    db_max_overflow: int
+    max_body_bytes: int
+    wsgi_threads: int
+    graph_timeout_s: float
+    graph_max_retries: int
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `environ` (default `os.environ`); raise ConfigError naming the variable."""
+    env_map = os.environ if environ is None else environ
+    env = env_map.get("AA_ENV", "development")
+    if env not in _ENVIRONMENTS:
+        raise ConfigError(f"AA_ENV={env!r} is not valid (expected one of {', '.join(_ENVIRONMENTS)})")
+    var_dir = Path(env_map.get("AA_VAR_DIR", "./var")).resolve()
+    database_url = normalize_database_url(
+        env_map.get("AA_DATABASE_URL") or f"sqlite:///{var_dir / 'admin_assistant.db'}"
+    )
+    provider = env_map.get("AA_CALENDAR_PROVIDER", "local")
+    if provider not in _PROVIDERS:
+        raise ConfigError(
+            f"AA_CALENDAR_PROVIDER={provider!r} is not valid (expected one of {', '.join(_PROVIDERS)})"
+        )
+    graph_url = env_map.get("AA_GRAPH_URL") or None
+    if graph_url is not None and not graph_url.startswith(("http://", "https://")):
+        raise ConfigError(f"AA_GRAPH_URL={graph_url!r} must be an http:// or https:// URL")
+    if provider == "graph" and graph_url is None:
+        raise ConfigError("AA_CALENDAR_PROVIDER=graph needs AA_GRAPH_URL (the Graph API base URL)")
+    pool_size = _int(env_map, "AA_DB_POOL_SIZE", 10, minimum=1)
+    return Settings(
+        env=env,  # type: ignore[arg-type]
+        database_url=database_url,
+        secret_key=_secret_key(env_map, env, var_dir),
+        flags_file=Path(env_map.get("AA_FLAGS_FILE", "./feature_flags.yaml")).resolve(),
+        calendar_provider=provider,  # type: ignore[arg-type]
+        graph_url=graph_url.rstrip("/") if graph_url else None,
+        graph_token=env_map.get("AA_GRAPH_TOKEN") or None,
+        var_dir=var_dir,
+        db_pool_size=pool_size,
+        db_max_overflow=_int(env_map, "AA_DB_MAX_OVERFLOW", 5, minimum=0),
+        max_body_bytes=_int(env_map, "AA_MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
+        # Each WSGI thread may hold one pooled connection while its view runs; more threads
+        # than connections only queue on the pool, so size the pool of threads to match it.
+        wsgi_threads=_int(env_map, "AA_WSGI_THREADS", pool_size + 2, minimum=1),
+        graph_timeout_s=_float(env_map, "AA_GRAPH_TIMEOUT_S", 10.0),
+        graph_max_retries=_int(env_map, "AA_GRAPH_MAX_RETRIES", 3, minimum=0),
+    )
+
+
+def normalize_database_url(url: str) -> str:
+    """Map plain `sqlite:`/`postgresql:` URLs to their async drivers; reject anything else."""
+    if url.startswith("sqlite+aiosqlite:") or url.startswith("postgresql+asyncpg:"):
+        return url
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    for prefix in ("postgresql:", "postgres:"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg:" + url[len(prefix) :]
+    scheme = url.split(":", 1)[0]
+    raise ConfigError(
+        f"AA_DATABASE_URL scheme {scheme!r} is not supported "
+        "(use sqlite:///path/to/file.db or postgresql://user@host/db)"
+    )
+
+
+def _secret_key(environ: Mapping[str, str], env: str, var_dir: Path) -> str:
+    key = environ.get("AA_SECRET_KEY")
+    if key:
+        if len(key) < 16:
+            raise ConfigError("AA_SECRET_KEY is too short (use at least 16 random characters)")
+        return key
+    if env == "production":
+        raise ConfigError("AA_SECRET_KEY is required when AA_ENV=production")
+    # Development: generate once and keep it, so sessions survive restarts and every
+    # worker of the process group signs cookies with the same key.
+    path = var_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker won the race; use its key
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    _log.warning("AA_SECRET_KEY is not set; generated a development key in %s", path)
+    return key
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is too small (minimum {minimum})")
+    return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={value} must be greater than zero")
+    return value

@@ -1,0 +1,87 @@
+"""The domain's exception hierarchy; each maps to one status and code of the API error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class AppError(Exception):
+    """Root of every error the domain raises on purpose; carries the API error shape."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, details: Sequence[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body both backends send for this error."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class ConfigError(AppError):
+    """A setting is missing or invalid; raised at start-up, never per request."""
+
+    code = "config_error"
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad_request"
+
+
+class MalformedJSON(BadRequest):
+    code = "malformed_json"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ValidationFailed(AppError):
+    status = 422
+    code = "validation_error"
+
+
+class ProviderError(AppError):
+    """The remote calendar provider failed or answered something we cannot use."""
+
+    status = 503
+    code = "provider_unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    status = 504
+    code = "provider_timeout"

@@ -1,0 +1,238 @@
+"""Async repositories: one per aggregate, each a thin set of queries over one AsyncSession."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import (
+    ActionLog,
+    ApiToken,
+    Appointment,
+    ArchiveConfiguration,
+    AuditLog,
+    Calendar,
+    User,
+)
+from shared.pagination import Page, PageRequest
+
+
+async def _paginate(session: AsyncSession, query: Select[Any], page: PageRequest) -> Page[Any]:
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = await session.scalars(query.limit(page.per_page).offset(page.offset))
+    return Page(list(rows), page.page, page.per_page, total or 0)
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def by_email(self, email: str) -> User | None:
+        return await self.session.scalar(select(User).where(User.email == email.lower()))
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+
+class TokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active_by_hash(self, token_hash: str) -> ApiToken | None:
+        return await self.session.scalar(
+            select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
+        )
+
+    async def add(self, token: ApiToken) -> ApiToken:
+        self.session.add(token)
+        await self.session.flush()
+        return token
+
+
+class CalendarRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, calendar_id: int) -> Calendar | None:
+        return await self.session.get(Calendar, calendar_id)
+
+    async def page(self, owner_id: int | None, page: PageRequest) -> Page[Calendar]:
+        query = select(Calendar).order_by(Calendar.id)
+        if owner_id is not None:
+            query = query.where(Calendar.owner_id == owner_id)
+        return await _paginate(self.session, query, page)
+
+    async def owned_ids(self, owner_id: int) -> list[int]:
+        rows = await self.session.scalars(select(Calendar.id).where(Calendar.owner_id == owner_id))
+        return list(rows)
+
+    async def add(self, calendar: Calendar) -> Calendar:
+        self.session.add(calendar)
+        await self.session.flush()
+        return calendar
+
+    async def delete(self, calendar: Calendar) -> None:
+        await self.session.delete(calendar)
+        await self.session.flush()
+
+    async def is_referenced(self, calendar_id: int) -> bool:
+        query = select(ArchiveConfiguration.id).where(
+            (ArchiveConfiguration.source_calendar_id == calendar_id)
+            | (ArchiveConfiguration.archive_calendar_id == calendar_id)
+        )
+        return (await self.session.scalar(query.limit(1))) is not None
+
+
+class AppointmentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, appointment_id: int) -> Appointment | None:
+        return await self.session.get(Appointment, appointment_id)
+
+    async def page(
+        self,
+        *,
+        calendar_ids: Sequence[int] | None,
+        start: datetime | None,
+        end: datetime | None,
+        page: PageRequest,
+    ) -> Page[Appointment]:
+        """Appointments overlapping [start, end) in the given calendars, by start then id."""
+        query = select(Appointment).order_by(Appointment.start_at, Appointment.id)
+        if calendar_ids is not None:
+            query = query.where(Appointment.calendar_id.in_(calendar_ids))
+        if start is not None:
+            query = query.where(Appointment.end_at > start)
+        if end is not None:
+            query = query.where(Appointment.start_at < end)
+        return await _paginate(self.session, query, page)
+
+    async def in_window(self, calendar_id: int, start: datetime, end: datetime) -> list[Appointment]:
+        rows = await self.session.scalars(
+            select(Appointment)
+            .where(
+                Appointment.calendar_id == calendar_id,
+                Appointment.end_at > start,
+                Appointment.start_at < end,
+            )
+            .order_by(Appointment.start_at, Appointment.id)
+        )
+        return list(rows)
+
+    async def existing_event_ids(self, calendar_id: int, event_ids: Iterable[str]) -> set[str]:
+        wanted = list(event_ids)
+        found: set[str] = set()
+        # Chunk the IN list: SQLite caps bound parameters per statement.
+        for i in range(0, len(wanted), 500):
+            rows = await self.session.scalars(
+                select(Appointment.provider_event_id).where(
+                    Appointment.calendar_id == calendar_id,
+                    Appointment.provider_event_id.in_(wanted[i : i + 500]),
+                )
+            )
+            found.update(rows)
+        return found
+
+    async def ids_by_event(self, calendar_id: int, event_ids: Iterable[str]) -> dict[str, int]:
+        wanted = list(event_ids)
+        found: dict[str, int] = {}
+        for i in range(0, len(wanted), 500):
+            rows = await self.session.execute(
+                select(Appointment.provider_event_id, Appointment.id).where(
+                    Appointment.calendar_id == calendar_id,
+                    Appointment.provider_event_id.in_(wanted[i : i + 500]),
+                )
+            )
+            found.update({event_id: row_id for event_id, row_id in rows})
+        return found
+
+    async def add(self, appointment: Appointment) -> Appointment:
+        self.session.add(appointment)
+        await self.session.flush()
+        return appointment
+
+    async def add_all(self, appointments: Sequence[Appointment]) -> None:
+        self.session.add_all(appointments)
+        await self.session.flush()
+
+    async def delete(self, appointment: Appointment) -> None:
+        await self.session.delete(appointment)
+        await self.session.flush()
+
+
+class ArchiveConfigRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, config_id: int) -> ArchiveConfiguration | None:
+        return await self.session.get(ArchiveConfiguration, config_id)
+
+    async def page(self, owner_id: int | None, page: PageRequest) -> Page[ArchiveConfiguration]:
+        query = select(ArchiveConfiguration).order_by(ArchiveConfiguration.id)
+        if owner_id is not None:
+            query = query.where(ArchiveConfiguration.owner_id == owner_id)
+        return await _paginate(self.session, query, page)
+
+    async def active(self) -> list[ArchiveConfiguration]:
+        rows = await self.session.scalars(
+            select(ArchiveConfiguration)
+            .where(ArchiveConfiguration.is_active.is_(True))
+            .order_by(ArchiveConfiguration.id)
+        )
+        return list(rows)
+
+    async def add(self, config: ArchiveConfiguration) -> ArchiveConfiguration:
+        self.session.add(config)
+        await self.session.flush()
+        return config
+
+    async def delete(self, config: ArchiveConfiguration) -> None:
+        await self.session.delete(config)
+        await self.session.flush()
+
+
+class ActionLogRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, entry: ActionLog) -> ActionLog:
+        self.session.add(entry)
+        await self.session.flush()
+        return entry
+
+    async def page(
+        self, *, owner_id: int | None, config_id: int | None, page: PageRequest
+    ) -> Page[ActionLog]:
+        query = select(ActionLog).order_by(ActionLog.id.desc())
+        if config_id is not None:
+            query = query.where(ActionLog.config_id == config_id)
+        if owner_id is not None:
+            owned = select(ArchiveConfiguration.id).where(ArchiveConfiguration.owner_id == owner_id)
+            query = query.where(ActionLog.config_id.in_(owned))
+        return await _paginate(self.session, query, page)
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, entry: AuditLog) -> AuditLog:
+        self.session.add(entry)
+        await self.session.flush()
+        return entry
+
+    async def page(self, *, target: str | None, page: PageRequest) -> Page[AuditLog]:
+        query = select(AuditLog).order_by(AuditLog.id.desc())
+        if target is not None:
+            query = query.where(AuditLog.target == target)
+        return await _paginate(self.session, query, page)

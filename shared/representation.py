@@ -1,0 +1,102 @@
+"""The API's JSON representation of each model; both backends and the CLI render through here."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+
+from shared.models import ActionLog, Appointment, ArchiveConfiguration, AuditLog, Calendar, User
+
+
+def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
+    """ISO 8601 with offset, to the second, in `tz` (UTC when not given)."""
+    if moment is None:
+        return None
+    if tz is not None:
+        moment = moment.astimezone(tz)
+    return moment.isoformat(timespec="seconds")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "name": user.name, "is_admin": user.is_admin}
+
+
+def calendar_json(calendar: Calendar) -> dict[str, Any]:
+    return {
+        "id": calendar.id,
+        "owner_id": calendar.owner_id,
+        "name": calendar.name,
+        "role": calendar.role,
+        "provider": calendar.provider,
+        "provider_id": calendar.provider_id,
+        "created_at": instant(calendar.created_at),
+        "updated_at": instant(calendar.updated_at),
+    }
+
+
+def appointment_json(appointment: Appointment, tz: tzinfo | None = None) -> dict[str, Any]:
+    return {
+        "id": appointment.id,
+        "calendar_id": appointment.calendar_id,
+        "subject": appointment.subject,
+        "start": instant(appointment.start_at, tz),
+        "end": instant(appointment.end_at, tz),
+        "location": appointment.location,
+        "categories": list(appointment.categories or []),
+        "is_private": appointment.is_private,
+        "provider_event_id": appointment.provider_event_id,
+        "archived_from_id": appointment.archived_from_id,
+        "created_at": instant(appointment.created_at),
+        "updated_at": instant(appointment.updated_at),
+    }
+
+
+def archive_config_json(config: ArchiveConfiguration) -> dict[str, Any]:
+    return {
+        "id": config.id,
+        "owner_id": config.owner_id,
+        "name": config.name,
+        "source_calendar_id": config.source_calendar_id,
+        "archive_calendar_id": config.archive_calendar_id,
+        "timezone": config.timezone,
+        "is_active": config.is_active,
+        "schedule": config.schedule,
+        "days_back": config.days_back,
+        "days_forward": config.days_forward,
+        "excluded_categories": list(config.excluded_categories or []),
+        "created_at": instant(config.created_at),
+        "updated_at": instant(config.updated_at),
+    }
+
+
+def action_log_json(entry: ActionLog) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "config_id": entry.config_id,
+        "actor": entry.actor,
+        "window_start": instant(entry.window_start),
+        "window_end": instant(entry.window_end),
+        "archived": entry.archived,
+        "skipped": entry.skipped,
+        "duplicate": entry.duplicate,
+        "overlap": entry.overlap,
+        "errors": list(entry.errors or []),
+        "details": dict(entry.details or {}),
+        "status": entry.status,
+        "started_at": instant(entry.started_at),
+        "finished_at": instant(entry.finished_at),
+        "duration_ms": entry.duration_ms,
+    }
+
+
+def audit_json(entry: AuditLog) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "before": entry.before,
+        "after": entry.after,
+        "reason": entry.reason,
+        "created_at": instant(entry.created_at),
+    }

@@ -1,0 +1,78 @@
+"""Demo data: an admin, a source and an archive calendar, ~500 appointments, one configuration."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select
+
+from shared.auth import hash_password
+from shared.db import Database
+from shared.models import Appointment, ArchiveConfiguration, Calendar, User
+
+DEMO_EMAIL = "admin@example.com"
+DEMO_PASSWORD = "admin-demo-password"
+_SUBJECTS = ["Stand-up", "Planning", "1:1", "Customer call", "Design review", "Lunch",
+             "Interview", "Retro", "Budget review", "Training", "Dentist", "Board meeting"]
+_CATEGORIES = ["Work", "Personal", "Travel", "Focus", "Customer"]
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    password: str
+    created: bool
+    config_id: int
+
+
+async def seed_demo(db: Database, *, today: date | None = None, count: int = 500) -> DemoLogin:
+    """Create the demo data once; a second call changes nothing and returns the same login."""
+    async with db.session() as session:
+        existing = await session.scalar(select(User).where(User.email == DEMO_EMAIL))
+        if existing is not None:
+            config_id = await session.scalar(
+                select(ArchiveConfiguration.id).where(ArchiveConfiguration.owner_id == existing.id)
+            )
+            return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, False, config_id or 0)
+        admin = User(email=DEMO_EMAIL, name="Demo Admin", is_admin=True,
+                     password_hash=hash_password(DEMO_PASSWORD))
+        session.add(admin)
+        await session.flush()
+        source = Calendar(owner_id=admin.id, name="Work", role="source", provider="local")
+        archive = Calendar(owner_id=admin.id, name="Archive", role="archive", provider="local")
+        session.add_all([source, archive])
+        await session.flush()
+        session.add_all(_appointments(source.id, today or datetime.now(UTC).date(), count))
+        config = ArchiveConfiguration(
+            owner_id=admin.id, name="Work to Archive", source_calendar_id=source.id,
+            archive_calendar_id=archive.id, timezone="Europe/London", is_active=True,
+            schedule="daily", days_back=30, days_forward=0, excluded_categories=["Personal"],
+        )
+        session.add(config)
+        await session.flush()
+        return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, True, config.id)
+
+
+def _appointments(calendar_id: int, today: date, count: int) -> list[Appointment]:
+    rng = random.Random(20261129)  # fixed seed: the same demo data on every machine
+    rows = []
+    for n in range(count):
+        day = today + timedelta(days=rng.randint(-60, 30))
+        start = datetime.combine(day, time(rng.randint(7, 18), rng.choice([0, 15, 30, 45])), UTC)
+        # Every tenth appointment starts inside the previous one: the demo has overlaps.
+        if n % 10 == 9 and rows:
+            start = rows[-1].start_at + timedelta(minutes=15)
+        end = start + timedelta(minutes=rng.choice([15, 30, 45, 60, 90]))
+        rows.append(Appointment(
+            calendar_id=calendar_id,
+            subject=rng.choice(_SUBJECTS),
+            start_at=start,
+            end_at=end,
+            location=rng.choice(["", "Room 1", "Room 2", "Online"]),
+            categories=rng.sample(_CATEGORIES, rng.randint(0, 2)),
+            is_private=rng.random() < 0.05,
+            provider_event_id=f"demo-{n:04d}",
+        ))
+    return rows

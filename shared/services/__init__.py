@@ -1,0 +1,30 @@
+"""Application services: what the API, pages, CLI and jobs do, each method one transaction."""
+
+from __future__ import annotations
+
+from shared.db import Database
+from shared.providers import ProviderRegistry
+from shared.services.appointments import AppointmentService
+from shared.services.archive import ArchiveService, default_window, find_overlaps
+from shared.services.calendars import CalendarService
+from shared.services.users import UserService
+
+__all__ = [
+    "AppointmentService",
+    "ArchiveService",
+    "CalendarService",
+    "Services",
+    "UserService",
+    "default_window",
+    "find_overlaps",
+]
+
+
+class Services:
+    """Every service of the domain over one database and one set of providers."""
+
+    def __init__(self, db: Database, providers: ProviderRegistry) -> None:
+        self.users = UserService(db)
+        self.calendars = CalendarService(db, providers)
+        self.appointments = AppointmentService(db)
+        self.archive = ArchiveService(db, providers)

@@ -1,0 +1,96 @@
+"""Calendars: CRUD with owner rules, and reading a calendar's remote events from its provider."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.auth import Actor
+from shared.db import Database
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.models import Calendar
+from shared.pagination import Page, PageRequest
+from shared.providers import CalendarRef, ProviderRegistry
+from shared.repositories import CalendarRepository
+from shared.representation import calendar_json, instant
+
+
+def owned_or_404(calendar: Calendar | None, calendar_id: int, actor: Actor) -> Calendar:
+    """The calendar if `actor` owns it (or is admin); a 404 otherwise, so ids do not leak."""
+    if calendar is None or (calendar.owner_id != actor.user_id and not actor.is_admin):
+        raise NotFound(f"calendar {calendar_id} not found")
+    return calendar
+
+
+class CalendarService:
+    def __init__(self, db: Database, providers: ProviderRegistry) -> None:
+        self.db = db
+        self.providers = providers
+
+    async def list(self, actor: Actor, page: PageRequest) -> Page[dict[str, Any]]:
+        async with self.db.read_session() as session:
+            result = await CalendarRepository(session).page(
+                None if actor.is_admin else actor.user_id, page
+            )
+        return Page([calendar_json(c) for c in result.items], result.page, result.per_page,
+                    result.total)
+
+    async def get(self, actor: Actor, calendar_id: int) -> dict[str, Any]:
+        async with self.db.read_session() as session:
+            calendar = owned_or_404(await CalendarRepository(session).get(calendar_id),
+                                    calendar_id, actor)
+        return calendar_json(calendar)
+
+    async def create(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
+        async with self.db.session() as session:
+            calendar = await CalendarRepository(session).add(Calendar(owner_id=actor.user_id,
+                                                                      **values))
+            return calendar_json(calendar)
+
+    async def update(self, actor: Actor, calendar_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        async with self.db.session() as session:
+            calendar = owned_or_404(await CalendarRepository(session).get(calendar_id),
+                                    calendar_id, actor)
+            for key, value in values.items():
+                setattr(calendar, key, value)
+            if calendar.provider == "graph" and not calendar.provider_id:
+                raise ValidationFailed(
+                    "invalid calendar: check provider_id",
+                    details=[{"field": "provider_id", "message": "is required when provider is graph"}],
+                )
+            await session.flush()
+            return calendar_json(calendar)
+
+    async def delete(self, actor: Actor, calendar_id: int) -> None:
+        async with self.db.session() as session:
+            repo = CalendarRepository(session)
+            calendar = owned_or_404(await repo.get(calendar_id), calendar_id, actor)
+            if await repo.is_referenced(calendar_id):
+                raise Conflict(
+                    f"calendar {calendar_id} is used by an archive configuration; "
+                    "delete or change that configuration first"
+                )
+            await repo.delete(calendar)
+
+    async def remote_events(
+        self, actor: Actor, calendar_id: int, start: datetime, end: datetime, tz: Any
+    ) -> list[dict[str, Any]]:
+        """Events of the calendar as its provider reports them (the I/O-bound read)."""
+        async with self.db.read_session() as session:
+            calendar = owned_or_404(await CalendarRepository(session).get(calendar_id),
+                                    calendar_id, actor)
+        provider = self.providers.get(calendar.provider)
+        events = await provider.list_events(CalendarRef(calendar.id, calendar.provider_id),
+                                            start, end)
+        return [
+            {
+                "event_id": e.event_id,
+                "subject": e.subject,
+                "start": instant(e.start, tz),
+                "end": instant(e.end, tz),
+                "location": e.location,
+                "categories": list(e.categories),
+                "is_private": e.is_private,
+            }
+            for e in events
+        ]

@@ -1,0 +1,391 @@
+"""Parse and validate API input (JSON bodies, query strings) into plain values; pure functions.
+
+Both backends call these, so a bad request gets the same 422 and the same details wherever
+it lands. Every problem is collected, not only the first, and each detail names the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.errors import MalformedJSON, ValidationFailed
+from shared.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, PageRequest
+
+CALENDAR_ROLES = ("source", "archive")
+PROVIDERS = ("local", "graph")
+_MISSING: Any = object()
+
+
+class _Problems:
+    """Collects field problems; `raise_if_any` turns them into one ValidationFailed."""
+
+    def __init__(self) -> None:
+        self.details: list[dict[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.details.append({"field": field, "message": message})
+
+    def raise_if_any(self, what: str) -> None:
+        if self.details:
+            fields = ", ".join(d["field"] for d in self.details)
+            raise ValidationFailed(f"invalid {what}: check {fields}", details=self.details)
+
+
+def require_object(body: Any) -> dict[str, Any]:
+    """The parsed JSON body must be an object; anything else is a 400 with what was sent."""
+    if not isinstance(body, dict):
+        kind = "null" if body is None else type(body).__name__
+        raise MalformedJSON(f"request body must be a JSON object, got {kind}")
+    return body
+
+
+def parse_timezone(name: str, problems: _Problems | None = None, field: str = "tz") -> ZoneInfo:
+    """An IANA zone such as `Europe/Berlin`; unknown names are a validation error."""
+    try:
+        if not name or "\x00" in name:
+            raise ValueError
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin or UTC)"
+        if problems is None:
+            raise ValidationFailed(message, details=[{"field": field, "message": message}]) from None
+        problems.add(field, message)
+        return ZoneInfo("UTC")
+
+
+def parse_instant(value: Any, tz: ZoneInfo, *, end_of_day: bool = False) -> datetime:
+    """An ISO 8601 datetime with offset, or a date taken as midnight in `tz`; raises ValueError.
+
+    A naive datetime is read in `tz` too. With `end_of_day` a plain date means the start of
+    the next day, so `end=2026-03-29` includes all of the 29th.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be an ISO 8601 date or datetime string")
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            if end_of_day:
+                day += timedelta(days=1)
+            return datetime.combine(day, time(), tz)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 date or datetime") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentQuery:
+    calendar_id: int | None
+    start: datetime | None
+    end: datetime | None
+    tz: ZoneInfo
+    page: PageRequest
+
+
+def parse_appointment_query(params: Mapping[str, str]) -> AppointmentQuery:
+    """Query string of `GET /api/appointments`: calendar_id, start, end, tz, page, per_page."""
+    problems = _Problems()
+    tz = parse_timezone(params.get("tz", "UTC"), problems)
+    calendar_id = _query_int(params, "calendar_id", problems, minimum=1, default=None)
+    start = _query_instant(params, "start", tz, problems, end_of_day=False)
+    end = _query_instant(params, "end", tz, problems, end_of_day=True)
+    if start is not None and end is not None and end <= start:
+        problems.add("end", "must be after start")
+    page = parse_page(params, problems)
+    problems.raise_if_any("query")
+    return AppointmentQuery(calendar_id, start, end, tz, page)
+
+
+def parse_event_window(params: Mapping[str, str]) -> tuple[datetime, datetime, ZoneInfo]:
+    """Required `start` and `end` (plus optional `tz`) of a remote-events read."""
+    problems = _Problems()
+    tz = parse_timezone(params.get("tz", "UTC"), problems)
+    start = _query_instant(params, "start", tz, problems, end_of_day=False)
+    end = _query_instant(params, "end", tz, problems, end_of_day=True)
+    for name, value in (("start", start), ("end", end)):
+        if value is None and not any(d["field"] == name for d in problems.details):
+            problems.add(name, "is required")
+    if start is not None and end is not None and end <= start:
+        problems.add("end", "must be after start")
+    problems.raise_if_any("query")
+    assert start is not None and end is not None
+    return start, end, tz
+
+
+def parse_page(params: Mapping[str, str], problems: _Problems | None = None) -> PageRequest:
+    """`page` (>= 1) and `per_page` (1..200) from a query string."""
+    own = problems is None
+    problems = problems or _Problems()
+    page = _query_int(params, "page", problems, minimum=1, default=1)
+    per_page = _query_int(
+        params, "per_page", problems, minimum=1, maximum=MAX_PER_PAGE, default=DEFAULT_PER_PAGE
+    )
+    if own:
+        problems.raise_if_any("query")
+    return PageRequest(page or 1, per_page or DEFAULT_PER_PAGE)
+
+
+def parse_optional_id(params: Mapping[str, str], name: str) -> int | None:
+    """An optional positive integer query parameter such as `config_id`."""
+    problems = _Problems()
+    value = _query_int(params, name, problems, minimum=1, default=None)
+    problems.raise_if_any("query")
+    return value
+
+
+# -- JSON bodies ------------------------------------------------------------------------------
+
+Field = tuple[str, Callable[[Any], Any], Any]  # name, converter raising ValueError, default
+
+
+def parse_body(body: Any, fields: list[Field], *, partial: bool, what: str) -> dict[str, Any]:
+    """Check a JSON object against `fields`; unknown keys, missing and bad values are all reported.
+
+    With `partial` (PATCH) every field is optional and only the given keys are returned.
+    """
+    data = require_object(body)
+    problems = _Problems()
+    known = {name for name, _, _ in fields}
+    for key in data:
+        if key not in known:
+            problems.add(key, f"unknown field (expected one of {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for name, convert, default in fields:
+        if name not in data:
+            if partial:
+                continue
+            if default is _MISSING:
+                problems.add(name, "is required")
+                continue
+            values[name] = default
+            continue
+        try:
+            values[name] = convert(data[name])
+        except ValueError as exc:
+            problems.add(name, str(exc))
+    if partial and not data:
+        problems.add("body", "is empty: send at least one field to change")
+    problems.raise_if_any(what)
+    return values
+
+
+def text(max_length: int, *, allow_empty: bool = False) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {_kind(value)}")
+        value = value.strip()
+        if not value and not allow_empty:
+            raise ValueError("must not be empty")
+        if len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters, got {len(value)}")
+        return value
+
+    return convert
+
+
+def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
+
+
+def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    return convert
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number, got {_kind(value)}")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {maximum}, got {value}")
+        return value
+
+    return convert
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {_kind(value)}")
+    return value
+
+
+def string_list(max_items: int = 50, max_length: int = 100) -> Callable[[Any], list[str]]:
+    def convert(value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"must be a list of strings, got {_kind(value)}")
+        if len(value) > max_items:
+            raise ValueError(f"must have at most {max_items} items, got {len(value)}")
+        cleaned = [v.strip() for v in value if v.strip()]
+        if any(len(v) > max_length for v in cleaned):
+            raise ValueError(f"items must be at most {max_length} characters")
+        return list(dict.fromkeys(cleaned))
+
+    return convert
+
+
+def aware_datetime(value: Any) -> datetime:
+    """An ISO 8601 datetime that carries its offset (naive times are ambiguous across DST)."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be an ISO 8601 datetime string, got {_kind(value)}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 datetime") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset (add one, e.g. +02:00 or Z)")
+    return moment
+
+
+def timezone_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be an IANA time zone name, got {_kind(value)}")
+    problems = _Problems()
+    parse_timezone(value, problems)
+    if problems.details:
+        raise ValueError(problems.details[0]["message"])
+    return value
+
+
+CALENDAR_FIELDS: list[Field] = [
+    ("name", text(200), _MISSING),
+    ("role", choice(CALENDAR_ROLES), _MISSING),
+    ("provider", choice(PROVIDERS), "local"),
+    ("provider_id", optional(text(300)), None),
+]
+
+APPOINTMENT_FIELDS: list[Field] = [
+    ("calendar_id", integer(minimum=1), _MISSING),
+    ("subject", text(500), _MISSING),
+    ("start", aware_datetime, _MISSING),
+    ("end", aware_datetime, _MISSING),
+    ("location", text(500, allow_empty=True), ""),
+    ("categories", string_list(), []),
+    ("is_private", boolean, False),
+    ("provider_event_id", optional(text(300)), None),
+]
+
+ARCHIVE_CONFIG_FIELDS: list[Field] = [
+    ("name", text(200), _MISSING),
+    ("source_calendar_id", integer(minimum=1), _MISSING),
+    ("archive_calendar_id", integer(minimum=1), _MISSING),
+    ("timezone", timezone_name, "UTC"),
+    ("is_active", boolean, True),
+    ("schedule", optional(text(100)), None),
+    ("days_back", integer(minimum=0, maximum=3650), 7),
+    ("days_forward", integer(minimum=0, maximum=3650), 0),
+    ("excluded_categories", string_list(), []),
+]
+
+ARCHIVE_RUN_FIELDS: list[Field] = [
+    ("start", optional(lambda v: parse_instant(v, ZoneInfo("UTC"))), None),
+    ("end", optional(lambda v: parse_instant(v, ZoneInfo("UTC"), end_of_day=True)), None),
+]
+
+
+def parse_calendar(body: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Body of calendars.create (or .update with `partial`)."""
+    values = parse_body(body, CALENDAR_FIELDS, partial=partial, what="calendar")
+    if values.get("provider") == "graph" and not values.get("provider_id"):
+        raise ValidationFailed(
+            "invalid calendar: check provider_id",
+            details=[{"field": "provider_id", "message": "is required when provider is graph"}],
+        )
+    return values
+
+
+def parse_appointment(body: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Body of appointments.create (or .update with `partial`); checks end > start when both given."""
+    fields = APPOINTMENT_FIELDS if not partial else APPOINTMENT_FIELDS[1:]
+    values = parse_body(body, fields, partial=partial, what="appointment")
+    check_time_order(values.get("start"), values.get("end"))
+    return values
+
+
+def check_time_order(start: datetime | None, end: datetime | None) -> None:
+    """Raise the 422 every backend gives when an appointment would end before it starts."""
+    if start is not None and end is not None and end <= start:
+        raise ValidationFailed(
+            "invalid appointment: check end",
+            details=[{"field": "end", "message": "must be after start"}],
+        )
+
+
+def parse_archive_config(body: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Body of archive_configs.create (or .update with `partial`)."""
+    values = parse_body(body, ARCHIVE_CONFIG_FIELDS, partial=partial, what="archive configuration")
+    if values.get("source_calendar_id") is not None and values.get(
+        "source_calendar_id"
+    ) == values.get("archive_calendar_id"):
+        raise ValidationFailed(
+            "invalid archive configuration: check archive_calendar_id",
+            details=[
+                {"field": "archive_calendar_id", "message": "must differ from source_calendar_id"}
+            ],
+        )
+    return values
+
+
+def parse_archive_run(body: Any) -> dict[str, Any]:
+    """Optional body of archive.run: a `start`/`end` window overriding the configuration's."""
+    values = parse_body(body if body is not None else {}, ARCHIVE_RUN_FIELDS, partial=False,
+                        what="archive run")
+    if values["start"] is not None and values["end"] is not None and values["end"] <= values["start"]:
+        raise ValidationFailed(
+            "invalid archive run: check end",
+            details=[{"field": "end", "message": "must be after start"}],
+        )
+    return values
+
+
+def _query_int(
+    params: Mapping[str, str],
+    name: str,
+    problems: _Problems,
+    *,
+    minimum: int,
+    maximum: int | None = None,
+    default: int | None,
+) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.add(name, f"must be a whole number, got {raw!r}")
+        return default
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        problems.add(name, f"must be {bound}, got {value}")
+        return default
+    return value
+
+
+def _query_instant(
+    params: Mapping[str, str], name: str, tz: ZoneInfo, problems: _Problems, *, end_of_day: bool
+) -> datetime | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_instant(raw, tz, end_of_day=end_of_day)
+    except ValueError as exc:
+        problems.add(name, str(exc))
+        return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+            dict: "object"}.get(type(value), type(value).__name__)

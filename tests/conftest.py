@@ -1,0 +1,217 @@
+"""Fixtures shared by every suite: settings on a fresh SQLite file, PostgreSQL, users, live servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from shared import bridge
+from shared.config import Settings, load_settings
+from shared.migrate import upgrade
+from shared.runtime import Runtime
+
+SECRET = "test-secret-key-0123456789abcdef"
+PG_ADMIN_DSN = os.environ.get("AA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def make_environ(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The AA_* environment of a test process: its own var dir and SQLite file."""
+    environ = {
+        "AA_ENV": "testing",
+        "AA_SECRET_KEY": SECRET,
+        "AA_VAR_DIR": str(tmp_path / "var"),
+        "AA_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "AA_FLAGS_FILE": str(tmp_path / "feature_flags.yaml"),
+    }
+    environ.update(extra)
+    return environ
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once keeps the suite fast)."""
+    root = tmp_path_factory.mktemp("template")
+    settings = load_settings(make_environ(root))
+    runtime = Runtime(settings)
+    try:
+        bridge.run(upgrade(runtime.db.engine))
+    finally:
+        bridge.run(runtime.aclose())
+    return root / "app.db"
+
+
+@pytest.fixture
+def environ(tmp_path: Path, sqlite_template: Path) -> dict[str, str]:
+    shutil.copy(sqlite_template, tmp_path / "app.db")
+    return make_environ(tmp_path)
+
+
+@pytest.fixture
+def settings(environ: dict[str, str]) -> Settings:
+    return load_settings(environ)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """A Runtime on the bridge loop, for sync tests that arrange or inspect data."""
+    runtime = Runtime(settings)
+    yield runtime
+    bridge.run(runtime.aclose())
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throw-away PostgreSQL database for this test session, migrated; dropped at the end."""
+    import asyncpg
+
+    name = f"aa_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        bridge.run(admin(f'CREATE DATABASE "{name}"'), timeout=30)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_DSN} is not usable ({exc}); .ci/run starts it")
+    url = PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    settings = load_settings({"AA_ENV": "testing", "AA_SECRET_KEY": SECRET, "AA_DATABASE_URL": url})
+    runtime = Runtime(settings)
+    bridge.run(upgrade(runtime.db.engine))
+    bridge.run(runtime.aclose())
+    yield url
+    bridge.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), timeout=30)
+
+
+@pytest.fixture
+def pg_environ(tmp_path: Path, pg_database: str) -> dict[str, str]:
+    """Environment pointing at the session's PostgreSQL database, emptied for this test."""
+    import asyncpg
+
+    async def truncate() -> None:
+        conn = await asyncpg.connect(pg_database)
+        try:
+            tables = await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+            names = ", ".join(f'"{r["tablename"]}"' for r in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+
+    bridge.run(truncate(), timeout=30)
+    return make_environ(tmp_path, AA_DATABASE_URL=pg_database)
+
+
+# -- people --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    email: str
+    password: str
+    token: str
+    is_admin: bool
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def create_person(runtime: Runtime, email: str, *, is_admin: bool = False) -> Person:
+    password = f"pw-{email}"
+    users = runtime.services.users
+    user = bridge.run(users.create(email, password, is_admin=is_admin))
+    token = bridge.run(users.create_token(email))
+    return Person(user["id"], email, password, token, is_admin)
+
+
+@pytest.fixture
+def admin(runtime: Runtime) -> Person:
+    return create_person(runtime, "admin@example.com", is_admin=True)
+
+
+@pytest.fixture
+def alice(runtime: Runtime) -> Person:
+    return create_person(runtime, "alice@example.com")
+
+
+@pytest.fixture
+def bob(runtime: Runtime) -> Person:
+    return create_person(runtime, "bob@example.com")
+
+
+# -- live servers --------------------------------------------------------------------------------
+
+class LiveServer:
+    """An ASGI app served by uvicorn in a thread, on a socket bound to 127.0.0.1:0."""
+
+    def __init__(self, app: Any, **config: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        options = {"log_level": "warning", "lifespan": "on", "timeout_graceful_shutdown": 10}
+        options.update(config)
+        self.server = uvicorn.Server(uvicorn.Config(app, **options))
+        self.thread = threading.Thread(target=self._serve, name="live-server", daemon=True)
+        self.error: BaseException | None = None
+
+    def _serve(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        except BaseException as exc:  # surfaced by start()
+            self.error = exc
+
+    def start(self, timeout_s: float = 15.0) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if self.error is not None or not self.thread.is_alive():
+                raise RuntimeError(f"live server failed to start: {self.error!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("live server did not start in time")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+        self.sock.close()
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., LiveServer]]:
+    """Start live servers for a test; all are stopped when it ends."""
+    servers: list[LiveServer] = []
+
+    def start(app: Any, **config: Any) -> LiveServer:
+        server = LiveServer(app, **config).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in reversed(servers):
+        server.stop()
