@@ -66,6 +66,12 @@ def serve(host: str, port: int, workers: int) -> None:
                 lifespan="on", timeout_graceful_shutdown=30)
 
 
+def _register_subcommands() -> None:
+    from admin_assistant.flags_cli import flags
+
+    main.add_command(flags)
+
+
 # -- db ----------------------------------------------------------------------------------------
 
 @main.group()
@@ -203,3 +209,6 @@ class _ProgressBar:
     def close(self) -> None:
         if self.drawn:
             sys.stderr.write("\n")
+
+
+_register_subcommands()

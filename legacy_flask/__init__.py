@@ -14,7 +14,7 @@ from shared import bridge
 from shared.config import Settings, load_settings
 from shared.runtime import Runtime
 
-__all__ = ["LegacyFlask", "create_app"]
+__all__ = ["LegacyFlask", "create_app", "install_runtime"]
 
 _log = logging.getLogger(__name__)
 
@@ -41,16 +41,21 @@ def create_app(
     *,
     settings: Settings | None = None,
     runtime: Runtime | None = None,
+    defer_runtime: bool = False,
 ) -> LegacyFlask:
     """Build the Flask app; `config` overrides Flask config, `runtime` shares a gateway's engine.
 
-    Without a runtime the app creates its own, closed by `shared.bridge.shutdown()`.
+    Without a runtime the app creates its own, closed by `shared.bridge.shutdown()`. With
+    `defer_runtime` the caller installs one later with `install_runtime` (the gateway does,
+    in its lifespan, so the engine is created on the server's loop).
     """
-    if runtime is None:
+    if runtime is None and not defer_runtime:
         settings = settings or load_settings()
         runtime = Runtime(settings)
         bridge.on_shutdown(runtime.aclose)
-    settings = runtime.settings
+    elif runtime is not None:
+        settings = runtime.settings
+    settings = settings or load_settings()
     app = LegacyFlask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -66,10 +71,19 @@ def create_app(
     if config:
         app.config.update(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["admin_assistant"] = runtime
+    if runtime is not None:
+        install_runtime(app, runtime)
 
-    from legacy_flask import api, appointments, archive, archive_configs, auth, calendars, health
-    from legacy_flask import pages
+    from legacy_flask import (
+        api,
+        appointments,
+        archive,
+        archive_configs,
+        auth,
+        calendars,
+        health,
+        pages,
+    )
 
     api.register_error_handlers(app)
     for blueprint in (
@@ -83,3 +97,8 @@ def create_app(
     ):
         app.register_blueprint(blueprint)
     return app
+
+
+def install_runtime(app: Flask, runtime: Runtime) -> None:
+    """Give the app the Runtime (engine, services) its views use."""
+    app.extensions["admin_assistant"] = runtime

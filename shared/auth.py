@@ -7,6 +7,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -14,6 +17,7 @@ __all__ = [
     "hash_password",
     "hash_token",
     "new_api_token",
+    "read_flask_session",
     "verify_password",
 ]
 
@@ -81,3 +85,24 @@ def hash_token(token: str) -> str:
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+FLASK_SESSION_SALT = "cookie-session"
+
+
+def read_flask_session(cookie_value: str, secret_key: str, *, max_age_s: int) -> dict[str, Any]:
+    """The data of a Flask session cookie signed with `secret_key`; {} when invalid or expired.
+
+    Flask signs its session with itsdangerous (salt `cookie-session`, HMAC-SHA1 key
+    derivation); verifying it here lets the async side accept the same login without Flask.
+    """
+    serializer = URLSafeTimedSerializer(
+        secret_key,
+        salt=FLASK_SESSION_SALT,
+        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
+    )
+    try:
+        data = serializer.loads(cookie_value, max_age=max_age_s)
+    except BadSignature:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -19,25 +19,27 @@ from sqlalchemy.ext.asyncio import (
 
 from shared.config import Settings
 
-__all__ = ["Database", "create_engine"]
+__all__ = ["Database", "create_engine", "engine_for_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     """One async engine for `settings.database_url`, tuned per dialect (WAL and FKs on SQLite)."""
-    url = make_url(settings.database_url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    return engine_for_url(settings.database_url, pool_size=settings.db_pool_size,
+                          max_overflow=settings.db_max_overflow, **overrides)
+
+
+def engine_for_url(database_url: str, *, pool_size: int = 5, max_overflow: int = 5,
+                   **overrides: Any) -> AsyncEngine:
+    """An async engine for an async URL (sqlite+aiosqlite or postgresql+asyncpg), tuned per dialect."""
+    url = make_url(database_url)
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size,
+                               "max_overflow": max_overflow}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        options.update(
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        )
-    else:
-        options.update(pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     options.update(overrides)
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":

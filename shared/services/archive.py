@@ -25,7 +25,6 @@ from shared.repositories import (
     CalendarRepository,
 )
 from shared.representation import action_log_json, archive_config_json
-from shared.services.calendars import owned_or_404
 
 ProgressCallback = Callable[[int, int], None]
 _MAX_OVERLAPS_RECORDED = 100

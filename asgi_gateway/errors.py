@@ -1,0 +1,32 @@
+"""The gateway's exception hierarchy."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+
+class FlagFileError(GatewayError):
+    """The flag file is unreadable or invalid; the message names file, line and reason."""
+
+
+class FlagError(GatewayError):
+    """A runtime flag change is invalid (unknown endpoint, bad mode, percent out of range...)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class UnknownEndpoint(FlagError):
+    """No Flask endpoint has this id."""
+
+
+class RouteMismatch(GatewayError):
+    """An async route has no Flask twin, or differs from it in URL pattern or methods."""
+
+
+class FlagStoreUnavailable(GatewayError):
+    """The flag tables could not be read or written."""

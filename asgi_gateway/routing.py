@@ -1,0 +1,101 @@
+"""Route tables: the start-up twin check against Flask, and the per-request route match."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.routing import Match, Route
+
+from asgi_gateway.errors import RouteMismatch
+
+_FLASK_ARG = re.compile(r"<(?:([a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
+_STARLETTE_ARG = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
+_CONVERTERS = {None: "str", "default": "str", "string": "str", "str": "str", "int": "int",
+               "float": "float", "path": "path", "uuid": "uuid"}
+_IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One endpoint as both sides must agree on it."""
+
+    id: str
+    pattern: str  # canonical: /api/calendars/{calendar_id:int}
+    methods: frozenset[str]
+
+
+def flask_endpoints(flask_app: Any) -> dict[str, Endpoint]:
+    """Every endpoint of a Flask app's url_map (static files excluded)."""
+    endpoints: dict[str, Endpoint] = {}
+    for rule in flask_app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        pattern = _FLASK_ARG.sub(lambda m: "{%s:%s}" % (m.group(2), _CONVERTERS.get(
+            m.group(1), m.group(1))), rule.rule)
+        methods = frozenset(rule.methods or ()) - _IGNORED_METHODS
+        previous = endpoints.get(rule.endpoint)
+        if previous is not None:  # one endpoint under several rules: keep the union of methods
+            methods |= previous.methods
+            pattern = previous.pattern
+        endpoints[rule.endpoint] = Endpoint(rule.endpoint, pattern, methods)
+    return endpoints
+
+
+def route_endpoint(route: Route) -> Endpoint:
+    pattern = _STARLETTE_ARG.sub(lambda m: "{%s:%s}" % (m.group(1), _CONVERTERS.get(
+        m.group(2), m.group(2))), route.path)
+    return Endpoint(route.name, pattern, frozenset(route.methods or ()) - _IGNORED_METHODS)
+
+
+def check_twins(flask_app: Any, routes: Iterable[Route]) -> dict[str, Endpoint]:
+    """Every async route must match its Flask twin's id, URL pattern and methods.
+
+    Raises RouteMismatch naming each endpoint and its difference; returns Flask's endpoints.
+    """
+    legacy = flask_endpoints(flask_app)
+    problems = []
+    seen: set[str] = set()
+    for route in routes:
+        mine = route_endpoint(route)
+        if mine.id in seen:
+            problems.append(f"{mine.id}: registered twice among the async routes")
+        seen.add(mine.id)
+        twin = legacy.get(mine.id)
+        if twin is None:
+            problems.append(f"{mine.id}: no Flask endpoint of that name (async route "
+                            f"{route.path}); name the route after its Flask twin")
+            continue
+        if twin.pattern != mine.pattern:
+            problems.append(f"{mine.id}: URL pattern differs: Flask {twin.pattern} vs async "
+                            f"{mine.pattern}")
+        if twin.methods != mine.methods:
+            problems.append(f"{mine.id}: methods differ: Flask {sorted(twin.methods)} vs "
+                            f"async {sorted(mine.methods)}")
+    if problems:
+        raise RouteMismatch("async routes do not match their Flask twins:\n  "
+                            + "\n  ".join(problems))
+    return legacy
+
+
+class RouteMatcher:
+    """Finds the async route for a request; one combined regex rejects all other paths first."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(routes)
+        # Named groups would clash across the alternation; the combined pattern only needs
+        # to say yes or no, the per-route match then extracts the parameters.
+        parts = [re.sub(r"\(\?P<[^>]+>", "(?:", r.path_regex.pattern) for r in self.routes]
+        self._any = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+
+    def match(self, scope: dict[str, Any]) -> tuple[Route, dict[str, Any]] | None:
+        """(route, child scope) for a full match of path and method; None sends it to legacy."""
+        if self._any is None or self._any.match(scope["path"]) is None:
+            return None
+        for route in self.routes:
+            kind, child = route.matches(scope)
+            if kind is Match.FULL:
+                return route, child
+        return None  # path matched but not the method: Flask answers (405 in its own shape)
