@@ -22,7 +22,7 @@ from shared.runtime import Runtime
 _log = logging.getLogger(__name__)
 
 
-def create_gateway(settings: Settings | None = None, *, poll_interval_s: float = 0.25) -> Gateway:
+def create_gateway(settings: Settings | None = None) -> Gateway:
     """The admin-assistant gateway for `settings` (default: from the environment)."""
     settings = settings or load_settings()
     flask_app = create_app(settings=settings, defer_runtime=True)
@@ -46,7 +46,7 @@ def create_gateway(settings: Settings | None = None, *, poll_interval_s: float =
     return build_gateway(
         flask_app,
         routes,
-        FlagSource(settings.flags_file, settings.database_url, poll_interval_s=poll_interval_s),
+        FlagSource(settings.flags_file, settings.database_url, poll_interval_s=settings.flags_poll_s),
         authenticate=authenticate,
         lifespan=lifespan,
         wsgi_threads=settings.wsgi_threads,

@@ -38,6 +38,7 @@ class Settings:
     wsgi_threads: int
     graph_timeout_s: float
     graph_max_retries: int
+    flags_poll_s: float
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,6 +87,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         wsgi_threads=_int(env_map, "AA_WSGI_THREADS", pool_size + 2, minimum=1),
         graph_timeout_s=_float(env_map, "AA_GRAPH_TIMEOUT_S", 10.0),
         graph_max_retries=_int(env_map, "AA_GRAPH_MAX_RETRIES", 3, minimum=0),
+        flags_poll_s=_float(env_map, "AA_FLAGS_POLL_S", 0.25),
     )
 
 

@@ -1,14 +1,17 @@
-"""Fixtures shared by every suite: settings on a fresh SQLite file, PostgreSQL, users, live servers."""
+"""Fixtures of every suite: settings on a fresh SQLite file, PostgreSQL, users, live servers."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,6 +214,84 @@ def serve() -> Iterator[Callable[..., LiveServer]]:
         server = LiveServer(app, **config).start()
         servers.append(server)
         return server
+
+    yield start
+    for server in reversed(servers):
+        server.stop()
+
+
+class ServerProcess:
+    """`uvicorn asgi_gateway.app:app` in a child process on a socket bound here to 127.0.0.1:0.
+
+    A separate process, as in production: its own bridge loop, its own pool, its own logs.
+    """
+
+    def __init__(self, environ: dict[str, str], log_path: Path, *, workers: int = 1,
+                 app: str = "asgi_gateway.app:app", extra_args: Sequence[str] = ()) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.set_inheritable(True)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.environ = {**os.environ, **environ, "PYTHONUNBUFFERED": "1"}
+        self.args = [sys.executable, "-m", "uvicorn", app, "--fd", str(self.sock.fileno()),
+                     "--workers", str(workers), "--log-level", "info",
+                     "--timeout-graceful-shutdown", "20", *extra_args]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30.0) -> ServerProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.args, env=self.environ, stdout=self._log,
+                                     stderr=subprocess.STDOUT, pass_fds=(self.sock.fileno(),),
+                                     cwd=str(Path(__file__).resolve().parent.parent))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server did not become ready:\n{self.logs()}")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.sock.close()
+        if hasattr(self, "_log"):
+            self._log.close()
+        return self.proc.returncode if self.proc is not None else 0
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start gateway server processes for a test; all are stopped (SIGTERM) when it ends."""
+    servers: list[ServerProcess] = []
+
+    def start(environ: dict[str, str], **options: Any) -> ServerProcess:
+        log = tmp_path / f"server-{len(servers)}.log"
+        server = ServerProcess(environ, log, **options)
+        servers.append(server)
+        return server.start()
 
     yield start
     for server in reversed(servers):
