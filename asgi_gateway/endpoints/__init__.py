@@ -1,11 +1,20 @@
-"""The async twins of the legacy JSON API, exported as one list of Starlette routes."""
+"""The async twins of the legacy JSON API, exported as one list of Starlette routes.
+
+One module per Flask blueprint; each route is named after its Flask twin's endpoint id.
+"""
 
 from __future__ import annotations
 
 from starlette.routing import Route
 
-from asgi_gateway.endpoints import appointments
+from asgi_gateway.endpoints import appointments, archive, archive_configs, auth, calendars
 
-routes: list[Route] = [*appointments.routes]
+routes: list[Route] = [
+    *auth.routes,
+    *calendars.routes,
+    *appointments.routes,
+    *archive_configs.routes,
+    *archive.routes,
+]
 
 __all__ = ["routes"]
