@@ -12,6 +12,7 @@ from starlette.routing import Route, Router
 
 from asgi_gateway.errors import FlagError, FlagStoreUnavailable, UnknownEndpoint
 from asgi_gateway.flags import Flag, make_flag
+from asgi_gateway.metrics import render_prometheus
 
 if TYPE_CHECKING:
     from asgi_gateway.gateway import Gateway, Principal
@@ -65,7 +66,8 @@ def flag_view(gateway: Gateway, endpoint: str, runtime: Flag | None) -> dict[str
 
 
 def admin_router(gateway: Gateway, *, extra_routes: Sequence[Route] = ()) -> Router:
-    """The Starlette router behind /_rollout and /readyz for `gateway`."""
+    """The Starlette router behind /_rollout, /metrics and /readyz for `gateway`."""
+    from asgi_gateway.dashboard import dashboard_routes
 
     async def guarded(request: Request, handler: Any) -> Response:
         try:
@@ -123,6 +125,11 @@ def admin_router(gateway: Gateway, *, extra_routes: Sequence[Route] = ()) -> Rou
         status, body = gateway.readiness()
         return JSONResponse(body, status_code=status)
 
+    async def metrics(request: Request) -> Response:
+        gateway.recorder.drain()  # a scrape sees this worker's requests up to now
+        body, content_type = render_prometheus()
+        return Response(body, media_type=content_type)
+
     def wrap(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
@@ -137,10 +144,12 @@ def admin_router(gateway: Gateway, *, extra_routes: Sequence[Route] = ()) -> Rou
 
     routes = [
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/_rollout/api/flags", wrap(list_flags), methods=["GET"]),
         Route("/_rollout/api/flags/{endpoint}", wrap(get_flag), methods=["GET"]),
         Route("/_rollout/api/flags/{endpoint}", wrap(patch_flag), methods=["PATCH"]),
         Route("/_rollout/api/audit", wrap(audit), methods=["GET"]),
+        *dashboard_routes(gateway, retire_after_days=gateway.retire_after_days),
         *extra_routes,
     ]
     router = Router(routes)

@@ -50,6 +50,8 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         authenticate=authenticate,
         lifespan=lifespan,
         wsgi_threads=settings.wsgi_threads,
+        retire_after_days=settings.retire_after_days,
+        stats_retention_days=settings.stats_retention_days,
     )
 
 

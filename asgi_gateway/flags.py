@@ -57,7 +57,9 @@ class Flag:
 
     def fingerprint(self) -> str:
         """A stable digest of the declared flag, to tell whether its YAML entry changed."""
-        raw = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        data = self.to_dict()
+        data["percent"] = float(self.percent)  # equal flags, equal digests: 25 == 25.0
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -138,7 +140,7 @@ def make_flag(
     flag = base or Flag(endpoint)
     mode = check_mode(mode)
     new_percent = flag.percent if percent is None else check_percent(percent)
-    if mode == "canary" and percent is None and base is not None and base.mode != "canary":
+    if mode == "canary" and percent is None and flag.mode != "canary":
         raise FlagError("mode canary needs a percent (e.g. --percent 10)", field="percent")
     if twins is not None and mode != "legacy" and endpoint not in twins:
         raise FlagError(
@@ -291,7 +293,12 @@ def _parse_guard(raw: Any, base: Guard) -> Guard:
                             field="guard")
         guard = replace(guard, min_requests=count)
     if "window" in raw:
-        guard = replace(guard, window_s=parse_duration_s(raw["window"]))
+        try:
+            window_s = parse_duration_s(raw["window"])
+        except FlagError as exc:
+            # field "guard": the error line is the guard's, not its parent's
+            raise FlagError(f"guard.window: {exc.message}", field="guard") from None
+        guard = replace(guard, window_s=window_s)
     if "max_latency_ratio" in raw:
         ratio = raw["max_latency_ratio"]
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio < 1:

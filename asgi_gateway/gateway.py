@@ -20,6 +20,7 @@ from asgi_gateway.decision import Backend, CompiledFlag, decide_backend
 from asgi_gateway.errors import FlagStoreUnavailable, GatewayError
 from asgi_gateway.flags import FlagFile, load_flag_file
 from asgi_gateway.identity import FlaskSessionUser, UserKey, bearer_key, cookie, header
+from asgi_gateway.metrics import Recorder
 from asgi_gateway.refresher import FlagRefresher
 from asgi_gateway.routing import Endpoint, RouteMatcher, check_twins
 from asgi_gateway.store import FlagStore
@@ -34,6 +35,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _log = logging.getLogger(__name__)
 _SERVED_BY = {"legacy": (b"x-served-by", b"legacy"), "async": (b"x-served-by", b"async")}
 _OVERRIDE = b"x-backend-override"
+# Paths the gateway answers itself: admin API, dashboard, metrics, readiness.
+_OWN_PREFIXES = ("/_rollout", "/readyz", "/metrics")
 _DRAIN_TIMEOUT_S = 30.0
 
 
@@ -87,6 +90,8 @@ class Gateway:
         lifespan: AppLifespan | None = None,
         wsgi_threads: int = 10,
         admin_routes: Sequence[Route] = (),
+        stats_retention_days: int = 7,
+        retire_after_days: int = 7,
     ) -> None:
         self.wsgi_app = wsgi_app
         self.routes = tuple(routes)
@@ -105,7 +110,12 @@ class Gateway:
         self.refresher: FlagRefresher | None = None
         self.declared: FlagFile | None = None
         self.inflight = 0
+        self.legacy_inflight = 0
+        self.wsgi_threads = wsgi_threads
+        self.retire_after_days = retire_after_days
         self.started_at = 0.0
+        self.recorder = Recorder(resolve=_legacy_resolver(wsgi_app),
+                                 retention_days=stats_retention_days)
         from asgi_gateway.admin import admin_router
 
         self.admin = admin_router(self, extra_routes=admin_routes)
@@ -120,25 +130,46 @@ class Gateway:
         if kind != "http":
             await self.legacy(scope, receive, send)
             return
+        path: str = scope["path"]
+        if path.startswith(_OWN_PREFIXES):
+            await self.admin(scope, receive, send)
+            return
         self.inflight += 1
+        started = time.perf_counter()
+        endpoint: str | None = None
+        exchange: _Exchange | None = None
         try:
-            path: str = scope["path"]
-            if path.startswith("/_rollout") or path == "/readyz":
-                await self.admin(scope, receive, send)
-                return
             match = self.matcher.match(scope)
             if match is None:
-                await self.legacy(scope, receive, _tagged(send, "legacy"))
+                exchange = _Exchange(receive, send, "legacy")
+                await self._serve_legacy(scope, exchange)
                 return
             route, child = match
-            backend = await self._choose(scope, route.name)
+            endpoint = route.name
+            backend = await self._choose(scope, endpoint)
+            exchange = _Exchange(receive, send, backend)
             if backend == "async":
                 scope.update(child)
-                await route.handle(scope, receive, _tagged(send, "async"))
+                await route.handle(scope, exchange.receive, exchange.send)
             else:
-                await self.legacy(scope, receive, _tagged(send, "legacy"))
+                await self._serve_legacy(scope, exchange)
+        except Exception:
+            if exchange is not None:
+                exchange.error = True
+            raise
         finally:
             self.inflight -= 1
+            if exchange is not None:
+                self.recorder.record(endpoint, path, scope["method"], exchange.backend,
+                                     exchange.status, (time.perf_counter() - started) * 1000,
+                                     exchange.error, exchange.disconnected)
+
+    async def _serve_legacy(self, scope: Scope, exchange: _Exchange) -> None:
+        self.legacy_inflight += 1
+        try:
+            await self.legacy(scope, exchange.receive, exchange.send)
+        finally:
+            self.legacy_inflight -= 1
 
     async def _choose(self, scope: Scope, endpoint: str) -> Backend:
         if header(scope, _OVERRIDE) is not None:
@@ -247,11 +278,15 @@ class Gateway:
             if self.refresher.problem is not None:
                 raise FlagStoreUnavailable(self.refresher.problem)
             self.refresher.start()
+            await self.recorder.start(engine)
             yield
         finally:
             if self.refresher is not None:
                 await self.refresher.stop()
-            await engine.dispose()
+            try:
+                await self.recorder.stop()
+            finally:
+                await engine.dispose()
             source.engine = None
 
     async def _drain(self) -> None:
@@ -275,15 +310,55 @@ class Gateway:
         return 200, {"status": "ready", "checks": checks}
 
 
-def _tagged(send: Send, backend: Backend) -> Send:
-    served_by = _SERVED_BY[backend]
+class _Exchange:
+    """One request's channel: tags the response, and notes status, errors and disconnects."""
 
-    async def tagged(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), served_by]
-        await send(message)
+    __slots__ = ("_receive", "_send", "backend", "disconnected", "done", "error", "status")
 
-    return tagged
+    def __init__(self, receive: Receive, send: Send, backend: Backend) -> None:
+        self._receive = receive
+        self._send = send
+        self.backend = backend
+        self.status = 500  # until the app starts a response
+        self.error = False
+        self.disconnected = False
+        self.done = False
+
+    async def receive(self) -> dict[str, Any]:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" and not self.done:
+            self.disconnected = True
+        return message
+
+    async def send(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), _SERVED_BY[self.backend]]
+        elif kind == "http.response.body" and not message.get("more_body", False):
+            self.done = True
+        try:
+            await self._send(message)
+        except OSError:
+            self.disconnected = True
+            raise
+
+
+def _legacy_resolver(wsgi_app: Any) -> Callable[[str, str], str | None] | None:
+    """Path and method to a Flask endpoint id, for metrics (runs in the background only)."""
+    url_map = getattr(wsgi_app, "url_map", None)
+    if url_map is None:
+        return None
+    adapter = url_map.bind("gateway.invalid")
+
+    def resolve(path: str, method: str) -> str | None:
+        try:
+            endpoint, _ = adapter.match(path, method)
+        except Exception:  # NotFound, MethodNotAllowed, RequestRedirect
+            return None
+        return endpoint if isinstance(endpoint, str) and endpoint != "static" else None
+
+    return resolve
 
 
 def build_gateway(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     insert,
     select,
     update,
@@ -185,10 +186,21 @@ class FlagStore:
                                    .where(flags_table.c.endpoint == endpoint)
                                    .values(declared_fingerprint=fingerprint))
 
+    async def last_changes(self) -> dict[str, AuditEntry]:
+        """The newest audit row of each endpoint."""
+        newest = select(func.max(audit_table.c.id)).group_by(audit_table.c.endpoint)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(audit_table).where(audit_table.c.id.in_(newest))
+                                       )).mappings().all()
+        return {row["endpoint"]: AuditEntry(**dict(row)) for row in rows}
+
     async def history(self, endpoint: str | None = None, *, limit: int = 100,
-                      actor: str | None = None) -> list[AuditEntry]:
-        """Audit rows, newest first, optionally of one endpoint or one actor."""
+                      actor: str | None = None, since: datetime | None = None
+                      ) -> list[AuditEntry]:
+        """Audit rows, newest first, optionally of one endpoint, one actor, or since a time."""
         query = select(audit_table).order_by(audit_table.c.id.desc()).limit(limit)
+        if since is not None:
+            query = query.where(audit_table.c.created_at >= since)
         if endpoint is not None:
             query = query.where(audit_table.c.endpoint == endpoint)
         if actor is not None:

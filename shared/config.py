@@ -39,6 +39,8 @@ class Settings:
     graph_timeout_s: float
     graph_max_retries: int
     flags_poll_s: float
+    retire_after_days: int
+    stats_retention_days: int
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,6 +90,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         graph_timeout_s=_float(env_map, "AA_GRAPH_TIMEOUT_S", 10.0),
         graph_max_retries=_int(env_map, "AA_GRAPH_MAX_RETRIES", 3, minimum=0),
         flags_poll_s=_float(env_map, "AA_FLAGS_POLL_S", 0.25),
+        retire_after_days=_int(env_map, "AA_RETIRE_AFTER_DAYS", 7, minimum=1),
+        stats_retention_days=_int(env_map, "AA_STATS_RETENTION_DAYS", 7, minimum=7),
     )
 
 

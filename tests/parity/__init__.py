@@ -1,0 +1,1 @@
+"""One contract, two backends: every migrated endpoint answers alike from Flask and its twin."""

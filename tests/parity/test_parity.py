@@ -1,0 +1,38 @@
+"""Every case, once per backend from the same database: same status, headers, body and state."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.parity._contract import Case, Run, differences, mask_state
+from tests.parity.cases import CASES, masks_for
+from tests.parity.conftest import World
+
+
+def _mismatches(case: Case, legacy: Run, twin: Run) -> list[str]:
+    problems = []
+    pairs = [("call", a, b) for a, b in zip(legacy.exchanges, twin.exchanges, strict=True)]
+    pairs += [("readback", a, b) for a, b in zip(legacy.readbacks, twin.readbacks, strict=True)]
+    for kind, a, b in pairs:
+        diff = differences(a, b, masks_for(case, a.call))
+        if diff:
+            problems.append(f"{kind} {a.call.describe()} (legacy vs async):\n  "
+                            + "\n  ".join(diff))
+    left, right = mask_state(legacy.state), mask_state(twin.state)
+    for table in left:
+        if left[table] != right[table]:
+            problems.append(f"database table {table} differs after the case:\n  legacy: "
+                            f"{left[table]}\n  async:  {right[table]}")
+    return problems
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_both_backends_answer_alike(case: Case, world: World) -> None:
+    legacy = world.run(case, "legacy")
+    twin = world.run(case, "async")
+    problems = _mismatches(case, legacy, twin)
+    if problems:
+        logs = ""
+        if any(e.status >= 500 for run in (legacy, twin) for e in run.exchanges + run.readbacks):
+            logs = "".join(f"\n--- {b} server log ---\n{world.logs(b)}" for b in ("legacy", "async"))
+        pytest.fail(f"{case.id}: backends differ\n" + "\n".join(problems) + logs, pytrace=False)
