@@ -59,9 +59,20 @@ def main(verbose: bool) -> None:
 @click.option("--workers", default=1, show_default=True, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the gateway (legacy Flask app plus async endpoints) with uvicorn."""
+    import os
+    import shutil
+
     import uvicorn
 
-    load_settings()  # fail fast, before forking workers, on a bad setting
+    settings = load_settings()  # fail fast, before starting workers, on a bad setting
+    # Workers share Prometheus metrics through files in one directory, wiped per run
+    # (prometheus_client's multiprocess mode); set before any worker imports the client.
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir is None:
+        metrics_dir = str(settings.var_dir / "prometheus")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, exist_ok=True)
     uvicorn.run("asgi_gateway.app:app", host=host, port=port, workers=workers,
                 lifespan="on", timeout_graceful_shutdown=30)
 

@@ -36,7 +36,7 @@ def line_chart(lines: Sequence[Line], *, x_range: tuple[float, float], y_max: fl
 
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(y_label)}" preserveAspectRatio="none">',
+        f'aria-label="{escape(y_label)}">',
         f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - pad_r}" y2="{pad_t + plot_h}" '
         'stroke="#d0d7de"/>',
         f'<line x1="{pad_l}" y1="{pad_t}" x2="{width - pad_r}" y2="{pad_t}" stroke="#eaeef2"/>',

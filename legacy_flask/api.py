@@ -102,6 +102,13 @@ def paginated(page: Page[dict[str, Any]]) -> Response:
     return response
 
 
+def no_content() -> Response:
+    """An empty 204; without a Content-Type, as the async twins send it (there is no content)."""
+    response = current_app.response_class(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
 def error_response(error: AppError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
 
-from legacy_flask.api import api_login_required, json_body, paginated, services
+from legacy_flask.api import api_login_required, json_body, no_content, paginated, services
 from shared import bridge
 from shared.auth import Actor
 from shared.validation import parse_appointment, parse_appointment_query
@@ -47,4 +47,4 @@ def update_appointment(actor: Actor, appointment_id: int) -> Any:
 @api_login_required
 def delete_appointment(actor: Actor, appointment_id: int) -> Any:
     bridge.run(services().appointments.delete(actor, appointment_id))
-    return "", 204
+    return no_content()

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
 
-from legacy_flask.api import api_login_required, json_body, paginated, services
+from legacy_flask.api import api_login_required, json_body, no_content, paginated, services
 from shared import bridge
 from shared.auth import Actor
 from shared.validation import parse_archive_config, parse_page
@@ -45,4 +45,4 @@ def update_config(actor: Actor, config_id: int) -> Any:
 @api_login_required
 def delete_config(actor: Actor, config_id: int) -> Any:
     bridge.run(services().archive.delete_config(actor, config_id))
-    return "", 204
+    return no_content()

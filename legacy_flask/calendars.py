@@ -10,6 +10,7 @@ from legacy_flask.api import (
     api_login_required,
     current_actor_async,
     json_body,
+    no_content,
     paginated,
     require_actor,
     services,
@@ -53,7 +54,7 @@ def update_calendar(actor: Actor, calendar_id: int) -> Any:
 @api_login_required
 def delete_calendar(actor: Actor, calendar_id: int) -> Any:
     bridge.run(services().calendars.delete(actor, calendar_id))
-    return "", 204
+    return no_content()
 
 
 @bp.get("/api/calendars/<int:calendar_id>/remote-events", endpoint="remote_events")

@@ -37,8 +37,7 @@ def test_list_flags_as_admin(gateway_server: ServerProcess, admin: Person) -> No
     listed = flags["appointments.list"]
     assert (listed["mode"], listed["has_twin"], listed["drift"]) == ("legacy", True, False)
     assert listed["declared"]["mode"] == "legacy"
-    assert flags["pages.index" if "pages.index" in flags else next(
-        e for e, f in flags.items() if not f["has_twin"])]["has_twin"] is False
+    assert any(not flag["has_twin"] for flag in flags.values())  # pages have no twin
 
 
 def test_get_one_flag_as_admin(gateway_server: ServerProcess, admin: Person) -> None:
@@ -234,9 +233,7 @@ def test_after_patch_to_async_a_plain_request_is_served_async(
 ) -> None:
     with gateway_server.client() as client:
         before = client.get("/api/appointments", headers=alice.headers)
-        patch(client.__class__(base_url=gateway_server.url, headers=admin.headers),
-              {"mode": "async", "reason": "go"}) if False else client.patch(
-            FLAG, json={"mode": "async", "reason": "go"}, headers=admin.headers)
+        client.patch(FLAG, json={"mode": "async", "reason": "go"}, headers=admin.headers)
         after = client.get("/api/appointments", headers=alice.headers)
         back = client.patch(FLAG, json={"mode": "legacy", "reason": "back"},
                             headers=admin.headers)
