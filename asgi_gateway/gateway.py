@@ -132,7 +132,8 @@ class Gateway:
             return
         path: str = scope["path"]
         if path.startswith(_OWN_PREFIXES):
-            await self.admin(scope, receive, send)
+            # Answered natively by the gateway (async), and tagged like every other response.
+            await self.admin(scope, receive, _Exchange(receive, send, "async").send)
             return
         self.inflight += 1
         started = time.perf_counter()
