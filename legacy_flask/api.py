@@ -138,7 +138,10 @@ def register_error_handlers(app: Flask) -> None:
         body.status, body.code = status, _HTTP_CODES.get(status, "http_error")
         response = error_response(body)
         if status == 405 and getattr(error, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+            # Sorted: valid_methods comes from a set, whose order changes with each process's
+            # hash seed, so two workers (or the two parity servers) sent different headers.
+            methods = sorted(error.valid_methods)  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(methods)
         return response
 
     @app.errorhandler(Exception)

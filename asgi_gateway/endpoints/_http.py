@@ -80,34 +80,65 @@ def api_endpoint(handler: Callable[..., Awaitable[Any]]) -> Callable[[Request], 
 
 
 def paginated(request: Request, page: Page[dict[str, Any]]) -> Response:
-    link = link_header(request.url.path, dict(request.query_params), page)
+    link = link_header(request.url.path, query_params(request), page)
     return JSON({"data": list(page.items), "meta": page.meta()}, headers={"Link": link})
 
 
+def query_params(request: Request) -> dict[str, str]:
+    """The query string, first value of a repeated key winning, as Flask's `request.args` reads it.
+
+    Starlette's QueryParams answers the last one, so `?page=2&page=3` showed another page
+    (and another Link header) than the legacy view did.
+    """
+    params: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, value)
+    return params
+
+
 async def json_body(request: Request, *, optional: bool = False) -> Any:
-    """The JSON body: 415 when not JSON, 400 when malformed, 413 over the size limit."""
-    limit = runtime(request).settings.max_body_bytes
+    """The JSON body: 415 when not JSON, 400 when malformed, 413 over the size limit.
+
+    The checks run in legacy_flask.api.json_body's order (content type before size), so an
+    oversized non-JSON body is a 415 on both backends.
+    """
+    mimetype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_json = mimetype == "application/json" or (mimetype.startswith("application/")
+                                                 and mimetype.endswith("+json"))
+    raw: bytes | None = None
+    if optional and not is_json and not _declared_length(request):
+        raw = await _read_body(request)
+        if not raw:
+            return None
+    if not is_json:
+        raise UnsupportedMediaType(
+            f"request body must be JSON (send 'Content-Type: application/json', got "
+            f"{mimetype or 'none'!r})"
+        )
+    if raw is None:
+        raw = await _read_body(request)
+    if optional and not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
+
+
+def _declared_length(request: Request) -> int | None:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
+async def _read_body(request: Request) -> bytes:
+    """The whole body, refusing (413) as soon as it is declared or found over the limit."""
+    limit = runtime(request).settings.max_body_bytes
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > limit:
             raise PayloadTooLarge(f"request body too large (limit {limit} bytes)")
-    mimetype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    is_json = mimetype == "application/json" or (mimetype.startswith("application/")
-                                                 and mimetype.endswith("+json"))
-    if optional and not raw and not is_json:
-        return None
-    if not is_json:
-        raise UnsupportedMediaType(
-            f"request body must be JSON (send 'Content-Type: application/json', got "
-            f"{mimetype or 'none'!r})"
-        )
-    if optional and not raw:
-        return None
-    try:
-        return json.loads(bytes(raw))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
+    return bytes(raw)

@@ -6,14 +6,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from asgi_gateway.endpoints._http import JSON, api_endpoint, json_body, paginated, runtime
+from asgi_gateway.endpoints._http import (
+    JSON,
+    api_endpoint,
+    json_body,
+    paginated,
+    query_params,
+    runtime,
+)
 from shared.auth import Actor
 from shared.validation import parse_appointment, parse_appointment_query
 
 
 @api_endpoint
 async def list_appointments(request: Request, actor: Actor) -> Response:
-    query = parse_appointment_query(request.query_params)
+    query = parse_appointment_query(query_params(request))
     return paginated(request, await runtime(request).services.appointments.list(actor, query))
 
 

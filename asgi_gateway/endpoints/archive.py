@@ -6,7 +6,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from asgi_gateway.endpoints._http import JSON, api_endpoint, json_body, paginated, runtime
+from asgi_gateway.endpoints._http import (
+    JSON,
+    api_endpoint,
+    json_body,
+    paginated,
+    query_params,
+    runtime,
+)
 from shared.auth import Actor
 from shared.validation import parse_archive_run, parse_optional_id, parse_page
 
@@ -22,8 +29,8 @@ async def run(request: Request, actor: Actor) -> Response:
 
 @api_endpoint
 async def action_log(request: Request, actor: Actor) -> Response:
-    config_id = parse_optional_id(request.query_params, "config_id")
-    page = parse_page(request.query_params)
+    config_id = parse_optional_id(query_params(request), "config_id")
+    page = parse_page(query_params(request))
     return paginated(request,
                      await runtime(request).services.archive.action_log(actor, config_id, page))
 

@@ -6,14 +6,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from asgi_gateway.endpoints._http import JSON, api_endpoint, json_body, paginated, runtime
+from asgi_gateway.endpoints._http import (
+    JSON,
+    api_endpoint,
+    json_body,
+    paginated,
+    query_params,
+    runtime,
+)
 from shared.auth import Actor
 from shared.validation import parse_archive_config, parse_page
 
 
 @api_endpoint
 async def list_configs(request: Request, actor: Actor) -> Response:
-    page = parse_page(request.query_params)
+    page = parse_page(query_params(request))
     return paginated(request, await runtime(request).services.archive.list_configs(actor, page))
 
 

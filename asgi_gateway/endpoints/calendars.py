@@ -6,14 +6,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from asgi_gateway.endpoints._http import JSON, api_endpoint, json_body, paginated, runtime
+from asgi_gateway.endpoints._http import (
+    JSON,
+    api_endpoint,
+    json_body,
+    paginated,
+    query_params,
+    runtime,
+)
 from shared.auth import Actor
 from shared.validation import parse_calendar, parse_event_window, parse_page
 
 
 @api_endpoint
 async def list_calendars(request: Request, actor: Actor) -> Response:
-    page = parse_page(request.query_params)
+    page = parse_page(query_params(request))
     return paginated(request, await runtime(request).services.calendars.list(actor, page))
 
 
@@ -45,7 +52,7 @@ async def delete_calendar(request: Request, actor: Actor) -> Response:
 
 @api_endpoint
 async def remote_events(request: Request, actor: Actor) -> Response:
-    start, end, tz = parse_event_window(request.query_params)
+    start, end, tz = parse_event_window(query_params(request))
     events = await runtime(request).services.calendars.remote_events(
         actor, request.path_params["calendar_id"], start, end, tz
     )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from shared.providers._base import CalendarProvider, CalendarRef, ProviderEvent
 from shared.providers._registry import ProviderRegistry
+from shared.providers.graph import GraphProvider
 from shared.providers.local import LocalProvider
 
 __all__ = [
@@ -16,11 +15,3 @@ __all__ = [
     "ProviderEvent",
     "ProviderRegistry",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "GraphProvider":
-        from shared.providers.graph import GraphProvider
-
-        return GraphProvider
-    raise AttributeError(name)

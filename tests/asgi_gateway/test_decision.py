@@ -47,8 +47,14 @@ VECTORS = [
 
 
 def compiled(mode: str, percent: float = 0.0, sticky_by: str = "user") -> CompiledFlag:
-    return CompiledFlag.of(Flag(ENDPOINT, mode=mode, percent=percent,  # type: ignore[arg-type]
-                                sticky_by=sticky_by))
+    return CompiledFlag.of(
+        Flag(
+            ENDPOINT,
+            mode=mode,
+            percent=percent,  # type: ignore[arg-type]
+            sticky_by=sticky_by,
+        )
+    )
 
 
 def backends(flag: CompiledFlag, keys: list[str] = KEYS) -> dict[str, str]:
@@ -57,6 +63,7 @@ def backends(flag: CompiledFlag, keys: list[str] = KEYS) -> dict[str, str]:
 
 # -- buckets -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("endpoint", "key", "expected"), VECTORS)
 def test_bucket_matches_the_published_vectors(endpoint: str, key: str, expected: int) -> None:
     assert bucket(endpoint, key) == expected
@@ -64,11 +71,18 @@ def test_bucket_matches_the_published_vectors(endpoint: str, key: str, expected:
 
 def test_bucket_is_the_same_in_another_process() -> None:
     # The built-in hash() is salted per process; a bucket must not be.
-    code = ("import sys; from asgi_gateway.decision import bucket; "
-            "print(' '.join(str(bucket(e, k)) for e, k in zip(sys.argv[1::2], sys.argv[2::2])))")
+    code = (
+        "import sys; from asgi_gateway.decision import bucket; "
+        "print(' '.join(str(bucket(e, k)) for e, k in zip(sys.argv[1::2], sys.argv[2::2])))"
+    )
     args = [part for endpoint, key, _ in VECTORS for part in (endpoint, key)]
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
 
     assert out.stdout.split() == [str(expected) for _, _, expected in VECTORS]
 
@@ -79,13 +93,13 @@ def test_bucket_stays_in_range() -> None:
 
 def test_the_same_key_gets_another_bucket_on_another_endpoint() -> None:
     # Otherwise the same users would be the guinea pigs of every canary.
-    same = sum(bucket("appointments.list", key) == bucket("appointments.get", key)
-               for key in KEYS)
+    same = sum(bucket("appointments.list", key) == bucket("appointments.get", key) for key in KEYS)
 
     assert same < 20
 
 
 # -- canary --------------------------------------------------------------------------------------
+
 
 def test_canary_25_percent_sends_about_a_quarter_of_users_async() -> None:
     chosen = backends(compiled("canary", 25))
@@ -148,7 +162,8 @@ def test_one_hundredth_of_a_percent_is_one_bucket() -> None:
     assert flag.threshold == 1
     chosen = backends(flag)
     assert {k for k, b in chosen.items() if b == "async"} == {
-        k for k in KEYS if bucket(ENDPOINT, k) == 0}
+        k for k in KEYS if bucket(ENDPOINT, k) == 0
+    }
 
 
 def test_two_decimal_percent_compiles_to_an_exact_threshold() -> None:
@@ -168,8 +183,10 @@ def test_a_request_without_key_rolls_the_dice() -> None:
 
 # -- modes ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("mode", "expected"),
-                         [("legacy", "legacy"), ("shadow", "legacy"), ("async", "async")])
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("legacy", "legacy"), ("shadow", "legacy"), ("async", "async")]
+)
 def test_modes_other_than_canary_ignore_the_key(mode: str, expected: str) -> None:
     flag = compiled(mode, 0)
 
@@ -184,6 +201,7 @@ def test_an_endpoint_without_flag_stays_legacy() -> None:
 
 # -- snapshot ------------------------------------------------------------------------------------
 
+
 def test_snapshot_compiles_each_flag() -> None:
     flags = {ENDPOINT: Flag(ENDPOINT, mode="canary", percent=25, sticky_by="header:X-Tenant")}
 
@@ -192,7 +210,11 @@ def test_snapshot_compiles_each_flag() -> None:
     assert snapshot.version == 7
     flag = snapshot.flags[ENDPOINT]
     assert (flag.mode, flag.threshold, flag.sticky_by, flag.header) == (
-        "canary", 2500, "header:X-Tenant", "x-tenant")
+        "canary",
+        2500,
+        "header:X-Tenant",
+        "x-tenant",
+    )
     assert flag.flag is flags[ENDPOINT]
 
 

@@ -15,8 +15,9 @@ from legacy_flask import create_app
 from shared.config import Settings
 
 PATH = Path("/etc/rollout/feature_flags.yaml")
-KNOWN = frozenset({"appointments.list", "appointments.get", "calendars.list", "auth.me",
-                   "pages.index"})
+KNOWN = frozenset(
+    {"appointments.list", "appointments.get", "calendars.list", "auth.me", "pages.index"}
+)
 TWINS = frozenset({"appointments.list", "appointments.get", "calendars.list", "auth.me"})
 
 HEAD = """\
@@ -60,31 +61,42 @@ def expect_error(text: str, line: int, reason: str) -> str:
 
 # -- a good file ---------------------------------------------------------------------------------
 
+
 def test_good_file_parses_every_field() -> None:
     declared = parse_flag_file(GOOD, PATH, known=KNOWN, twins=TWINS)
 
     assert declared.path == PATH
     assert declared.default_sticky_by == "session"
     assert declared.default_guard == Guard(0.05, 10, 300.0, 3.0)
-    assert set(declared.flags) == {"auth.me", "calendars.list", "appointments.list",
-                                   "appointments.get"}
-    assert declared.flags["auth.me"] == Flag("auth.me", mode="async", sticky_by="session",
-                                             guard=Guard(0.05, 10, 300.0, 3.0))
+    assert set(declared.flags) == {
+        "auth.me",
+        "calendars.list",
+        "appointments.list",
+        "appointments.get",
+    }
+    assert declared.flags["auth.me"] == Flag(
+        "auth.me", mode="async", sticky_by="session", guard=Guard(0.05, 10, 300.0, 3.0)
+    )
     shadow = declared.flags["calendars.list"]
     assert (shadow.mode, shadow.compare_ignore) == ("shadow", ("$.meta.generated_at",))
     canary = declared.flags["appointments.list"]
     assert (canary.mode, canary.percent, canary.sticky_by) == ("canary", 12.5, "header:X-Tenant")
     # An entry's guard overrides only the keys it names; the rest come from the defaults.
     assert canary.guard == Guard(0.05, 10, 0.25, 3.0)
-    assert declared.lines == {"auth.me": 7, "calendars.list": 8, "appointments.list": 9,
-                              "appointments.get": 14}
+    assert declared.lines == {
+        "auth.me": 7,
+        "calendars.list": 8,
+        "appointments.list": 9,
+        "appointments.get": 14,
+    }
 
 
 def test_an_undeclared_endpoint_is_legacy_with_the_files_defaults() -> None:
     declared = parse_flag_file(GOOD, PATH, known=KNOWN, twins=TWINS)
 
     assert declared.declared("pages.index") == Flag(
-        "pages.index", mode="legacy", sticky_by="session", guard=Guard(0.05, 10, 300.0, 3.0))
+        "pages.index", mode="legacy", sticky_by="session", guard=Guard(0.05, 10, 300.0, 3.0)
+    )
 
 
 def test_an_empty_file_declares_nothing() -> None:
@@ -108,79 +120,115 @@ def test_the_shipped_flag_file_is_valid_for_admin_assistant(settings: Settings) 
 def test_a_missing_file_names_the_path_and_the_setting(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
 
-    with pytest.raises(FlagFileError, match=rf"^{re.escape(str(missing))}: flag file not found "
-                                            r"\(set AA_FLAGS_FILE\)$"):
+    with pytest.raises(
+        FlagFileError,
+        match=rf"^{re.escape(str(missing))}: flag file not found "
+        r"\(set AA_FLAGS_FILE\)$",
+    ):
         load_flag_file(missing)
 
 
 # -- bad files: each names file, line and reason -------------------------------------------------
 
+
 def test_unknown_endpoint_id() -> None:
-    expect_error(HEAD + "  appointments.lst: {mode: legacy}\n", 5,
-                 "appointments.lst: unknown endpoint id 'appointments.lst'")
+    expect_error(
+        HEAD + "  appointments.lst: {mode: legacy}\n",
+        5,
+        "appointments.lst: unknown endpoint id 'appointments.lst'",
+    )
 
 
 def test_unknown_mode() -> None:
-    expect_error(HEAD + "  appointments.list: {mode: sideways}\n", 5,
-                 "appointments.list: unknown mode 'sideways' "
-                 "(expected legacy, shadow, canary, async)")
+    expect_error(
+        HEAD + "  appointments.list: {mode: sideways}\n",
+        5,
+        "appointments.list: unknown mode 'sideways' (expected legacy, shadow, canary, async)",
+    )
 
 
 def test_percent_out_of_range_points_at_the_percent_line() -> None:
-    expect_error(HEAD + "  appointments.list:\n    mode: canary\n    percent: 150\n", 7,
-                 "appointments.list: percent 150 is out of range (0 to 100)")
+    expect_error(
+        HEAD + "  appointments.list:\n    mode: canary\n    percent: 150\n",
+        7,
+        "appointments.list: percent 150 is out of range (0 to 100)",
+    )
 
 
 def test_negative_percent() -> None:
-    expect_error(HEAD + "  appointments.list: {mode: canary, percent: -1}\n", 5,
-                 "percent -1 is out of range")
+    expect_error(
+        HEAD + "  appointments.list: {mode: canary, percent: -1}\n", 5, "percent -1 is out of range"
+    )
 
 
 def test_percent_with_more_than_two_decimals() -> None:
-    expect_error(HEAD + "  appointments.list: {mode: canary, percent: 12.345}\n", 5,
-                 "appointments.list: percent 12.345 has more than two decimals")
+    expect_error(
+        HEAD + "  appointments.list: {mode: canary, percent: 12.345}\n",
+        5,
+        "appointments.list: percent 12.345 has more than two decimals",
+    )
 
 
 def test_percent_that_is_not_a_number() -> None:
-    expect_error(HEAD + "  appointments.list: {mode: canary, percent: lots}\n", 5,
-                 "percent must be a number from 0 to 100, got 'lots'")
+    expect_error(
+        HEAD + "  appointments.list: {mode: canary, percent: lots}\n",
+        5,
+        "percent must be a number from 0 to 100, got 'lots'",
+    )
 
 
 def test_canary_without_percent() -> None:
-    expect_error(HEAD + "  appointments.list: {mode: canary}\n", 5,
-                 "appointments.list: mode canary needs a percent")
+    expect_error(
+        HEAD + "  appointments.list: {mode: canary}\n",
+        5,
+        "appointments.list: mode canary needs a percent",
+    )
 
 
 def test_percent_given_for_a_mode_other_than_canary() -> None:
-    expect_error(HEAD + "  appointments.list:\n    mode: async\n    percent: 10\n", 7,
-                 "appointments.list: percent is only used with mode canary (mode is async)")
+    expect_error(
+        HEAD + "  appointments.list:\n    mode: async\n    percent: 10\n",
+        7,
+        "appointments.list: percent is only used with mode canary (mode is async)",
+    )
 
 
 def test_missing_mode() -> None:
-    expect_error(HEAD + "  appointments.list: {sticky_by: ip}\n", 5,
-                 "appointments.list: mode is required")
+    expect_error(
+        HEAD + "  appointments.list: {sticky_by: ip}\n", 5, "appointments.list: mode is required"
+    )
 
 
 @pytest.mark.parametrize("sticky", ["cookie", "'header:'", "'header:Bad Name'", "USER"])
 def test_bad_sticky_key(sticky: str) -> None:
-    expect_error(HEAD + f"  appointments.list: {{mode: legacy, sticky_by: {sticky}}}\n", 5,
-                 "appointments.list: bad sticky key")
+    expect_error(
+        HEAD + f"  appointments.list: {{mode: legacy, sticky_by: {sticky}}}\n",
+        5,
+        "appointments.list: bad sticky key",
+    )
 
 
 def test_bad_default_sticky_key_points_at_the_defaults() -> None:
-    expect_error("version: 1\ndefaults:\n  sticky_by: cookie\nroutes: {}\n", 3,
-                 "defaults: bad sticky key 'cookie' "
-                 "(expected user, session, ip, random, header:<Name>)")
+    expect_error(
+        "version: 1\ndefaults:\n  sticky_by: cookie\nroutes: {}\n",
+        3,
+        "defaults: bad sticky key 'cookie' (expected user, session, ip, random, header:<Name>)",
+    )
 
 
 def test_bad_duration_in_an_entrys_guard_window_points_at_the_guard() -> None:
-    expect_error(HEAD + "  appointments.list:\n    mode: legacy\n    guard: {window: soon}\n", 7,
-                 "appointments.list: guard.window: bad duration 'soon' (expected e.g. 30s, 5m, 1h)")
+    expect_error(
+        HEAD + "  appointments.list:\n    mode: legacy\n    guard: {window: soon}\n",
+        7,
+        "appointments.list: guard.window: bad duration 'soon' (expected e.g. 30s, 5m, 1h)",
+    )
 
 
 @pytest.mark.parametrize("window", ["10x", "0s", "-5s", "s", "'1 minute'"])
 def test_bad_duration_in_the_default_guard_window(window: str) -> None:
-    text = f"version: 1\ndefaults:\n  sticky_by: user\n  guard: {{window: {window}}}\nroutes: {{}}\n"
+    text = (
+        f"version: 1\ndefaults:\n  sticky_by: user\n  guard: {{window: {window}}}\nroutes: {{}}\n"
+    )
     expect_error(text, 4, "defaults: guard.window: bad duration")
 
 
@@ -195,24 +243,34 @@ def test_bad_duration_in_the_default_guard_window(window: str) -> None:
     ],
 )
 def test_bad_guard_values(guard: str, reason: str) -> None:
-    expect_error(HEAD + f"  appointments.list:\n    mode: legacy\n    guard: {guard}\n", 7,
-                 f"appointments.list: {reason}")
+    expect_error(
+        HEAD + f"  appointments.list:\n    mode: legacy\n    guard: {guard}\n",
+        7,
+        f"appointments.list: {reason}",
+    )
 
 
 def test_unknown_key_in_an_entry() -> None:
-    expect_error(HEAD + "  appointments.list:\n    mode: legacy\n    percnt: 5\n", 7,
-                 "appointments.list: unknown key 'percnt' "
-                 "(expected mode, percent, sticky_by, compare, guard)")
+    expect_error(
+        HEAD + "  appointments.list:\n    mode: legacy\n    percnt: 5\n",
+        7,
+        "appointments.list: unknown key 'percnt' "
+        "(expected mode, percent, sticky_by, compare, guard)",
+    )
 
 
 def test_unknown_top_level_key() -> None:
-    expect_error(HEAD + "  appointments.list: {mode: legacy}\nextras: 1\n", 6,
-                 "unknown top-level key 'extras' (expected version, defaults, routes)")
+    expect_error(
+        HEAD + "  appointments.list: {mode: legacy}\nextras: 1\n",
+        6,
+        "unknown top-level key 'extras' (expected version, defaults, routes)",
+    )
 
 
 def test_unsupported_version() -> None:
-    expect_error("# v2 is not out yet\nversion: 2\nroutes: {}\n", 2,
-                 "unsupported version 2 (expected 1)")
+    expect_error(
+        "# v2 is not out yet\nversion: 2\nroutes: {}\n", 2, "unsupported version 2 (expected 1)"
+    )
 
 
 def test_top_level_that_is_not_a_mapping() -> None:
@@ -220,13 +278,19 @@ def test_top_level_that_is_not_a_mapping() -> None:
 
 
 def test_routes_that_are_not_a_mapping() -> None:
-    expect_error("version: 1\nroutes:\n  - appointments.list\n", 2,
-                 "routes must be a mapping of endpoint id to flag")
+    expect_error(
+        "version: 1\nroutes:\n  - appointments.list\n",
+        2,
+        "routes must be a mapping of endpoint id to flag",
+    )
 
 
 def test_bad_compare_ignore_paths() -> None:
-    expect_error(HEAD + "  appointments.list: {mode: shadow, compare: {ignore: [meta]}}\n", 5,
-                 "compare.ignore must be a list of JSON paths starting with $")
+    expect_error(
+        HEAD + "  appointments.list: {mode: shadow, compare: {ignore: [meta]}}\n",
+        5,
+        "compare.ignore must be a list of JSON paths starting with $",
+    )
 
 
 def test_invalid_yaml_syntax_names_the_line() -> None:
@@ -235,28 +299,37 @@ def test_invalid_yaml_syntax_names_the_line() -> None:
 
 
 def test_mode_async_for_an_endpoint_without_twin() -> None:
-    expect_error(HEAD + "  pages.index: {mode: async}\n", 5,
-                 "pages.index: has no async twin, so mode async is impossible")
+    expect_error(
+        HEAD + "  pages.index: {mode: async}\n",
+        5,
+        "pages.index: has no async twin, so mode async is impossible",
+    )
 
 
 @pytest.mark.parametrize("mode", ["shadow", "canary"])
 def test_other_non_legacy_modes_need_a_twin_too(mode: str) -> None:
     percent = ", percent: 5" if mode == "canary" else ""
-    expect_error(HEAD + f"  pages.index: {{mode: {mode}{percent}}}\n", 5,
-                 f"pages.index: has no async twin, so mode {mode} is impossible")
+    expect_error(
+        HEAD + f"  pages.index: {{mode: {mode}{percent}}}\n",
+        5,
+        f"pages.index: has no async twin, so mode {mode} is impossible",
+    )
 
 
 def test_legacy_is_fine_for_an_endpoint_without_twin() -> None:
-    declared = parse_flag_file(HEAD + "  pages.index: {mode: legacy}\n", PATH, known=KNOWN,
-                               twins=TWINS)
+    declared = parse_flag_file(
+        HEAD + "  pages.index: {mode: legacy}\n", PATH, known=KNOWN, twins=TWINS
+    )
 
     assert declared.flags["pages.index"].mode == "legacy"
 
 
 def test_the_first_error_is_reported_with_its_own_line() -> None:
-    text = HEAD + ("  appointments.list: {mode: legacy}\n"
-                   "  appointments.get: {mode: nope}\n"
-                   "  calendars.list: {mode: alsonope}\n")
+    text = HEAD + (
+        "  appointments.list: {mode: legacy}\n"
+        "  appointments.get: {mode: nope}\n"
+        "  calendars.list: {mode: alsonope}\n"
+    )
     expect_error(text, 6, "appointments.get: unknown mode 'nope'")
 
 
@@ -264,22 +337,39 @@ def test_load_flag_file_reports_the_real_path(tmp_path: Path) -> None:
     path = tmp_path / "feature_flags.yaml"
     path.write_text(HEAD + "  appointments.list: {mode: sideways}\n")
 
-    with pytest.raises(FlagFileError, match=rf"^{re.escape(str(path))}:5: appointments.list: "
-                                            r"unknown mode 'sideways'"):
+    with pytest.raises(
+        FlagFileError,
+        match=rf"^{re.escape(str(path))}:5: appointments.list: "
+        r"unknown mode 'sideways'",
+    ):
         load_flag_file(path, known=KNOWN, twins=TWINS)
 
 
 # -- make_flag: the validation shared by the CLI, the admin API and the dashboard --------------
 
+
 def test_make_flag_starts_from_its_base() -> None:
-    base = Flag("appointments.list", mode="canary", percent=25, sticky_by="session",
-                compare_ignore=("$.x",), guard=Guard(window_s=5.0))
+    base = Flag(
+        "appointments.list",
+        mode="canary",
+        percent=25,
+        sticky_by="session",
+        compare_ignore=("$.x",),
+        guard=Guard(window_s=5.0),
+    )
 
-    flag = make_flag("appointments.list", mode="canary", percent=50, base=base, known=KNOWN,
-                     twins=TWINS)
+    flag = make_flag(
+        "appointments.list", mode="canary", percent=50, base=base, known=KNOWN, twins=TWINS
+    )
 
-    assert flag == Flag("appointments.list", mode="canary", percent=50.0, sticky_by="session",
-                        compare_ignore=("$.x",), guard=Guard(window_s=5.0))
+    assert flag == Flag(
+        "appointments.list",
+        mode="canary",
+        percent=50.0,
+        sticky_by="session",
+        compare_ignore=("$.x",),
+        guard=Guard(window_s=5.0),
+    )
 
 
 def test_make_flag_keeps_the_percent_when_none_is_given() -> None:
@@ -301,8 +391,11 @@ def test_make_flag_unknown_endpoint() -> None:
 
 
 def test_make_flag_unknown_mode() -> None:
-    with pytest.raises(FlagError, match=r"unknown mode 'sideways' \(expected legacy, shadow, "
-                                        r"canary, async\)") as caught:
+    with pytest.raises(
+        FlagError,
+        match=r"unknown mode 'sideways' \(expected legacy, shadow, "
+        r"canary, async\)",
+    ) as caught:
         make_flag("appointments.list", mode="sideways")
     assert caught.value.field == "mode"
 
@@ -337,14 +430,18 @@ def test_make_flag_bad_sticky_key() -> None:
 
 
 def test_make_flag_refuses_a_non_legacy_mode_without_twin() -> None:
-    with pytest.raises(FlagError, match=r"endpoint 'pages\.index' has no async twin; only mode "
-                                        r"legacy is possible"):
+    with pytest.raises(
+        FlagError,
+        match=r"endpoint 'pages\.index' has no async twin; only mode "
+        r"legacy is possible",
+    ):
         make_flag("pages.index", mode="async", known=KNOWN, twins=TWINS)
 
     assert make_flag("pages.index", mode="legacy", known=KNOWN, twins=TWINS).mode == "legacy"
 
 
 # -- fingerprints --------------------------------------------------------------------------------
+
 
 def test_fingerprint_is_a_published_value() -> None:
     # Stored in the database as "the YAML entry last applied". If this digest changes, every
@@ -355,18 +452,25 @@ def test_fingerprint_is_a_published_value() -> None:
 
 
 def test_equal_flags_have_equal_fingerprints() -> None:
-    assert (Flag("appointments.list", mode="canary", percent=25).fingerprint()
-            == Flag("appointments.list", mode="canary", percent=25.0).fingerprint())
+    assert (
+        Flag("appointments.list", mode="canary", percent=25).fingerprint()
+        == Flag("appointments.list", mode="canary", percent=25.0).fingerprint()
+    )
 
 
 def test_fingerprint_ignores_comments_and_layout() -> None:
     flow = parse(HEAD + "  appointments.list: {mode: canary, percent: 25}\n")
-    block = parse("# a new comment\n" + HEAD
-                  + "  # why we are at 25\n  appointments.list:\n    mode: canary\n"
-                    "    percent: 25.0   # trailing\n")
+    block = parse(
+        "# a new comment\n"
+        + HEAD
+        + "  # why we are at 25\n  appointments.list:\n    mode: canary\n"
+        "    percent: 25.0   # trailing\n"
+    )
 
-    assert (flow.flags["appointments.list"].fingerprint()
-            == block.flags["appointments.list"].fingerprint())
+    assert (
+        flow.flags["appointments.list"].fingerprint()
+        == block.flags["appointments.list"].fingerprint()
+    )
 
 
 @pytest.mark.parametrize(

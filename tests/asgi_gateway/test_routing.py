@@ -60,11 +60,18 @@ TWINS = [
 
 
 def scope(path: str, method: str = "GET") -> dict[str, Any]:
-    return {"type": "http", "path": path, "method": method, "root_path": "", "headers": [],
-            "query_string": b""}
+    return {
+        "type": "http",
+        "path": path,
+        "method": method,
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+    }
 
 
 # -- check_twins ---------------------------------------------------------------------------------
+
 
 def test_matching_twins_pass_and_return_flasks_endpoints() -> None:
     endpoints = check_twins(flask_app(), TWINS)
@@ -89,17 +96,24 @@ def test_static_files_are_not_endpoints() -> None:
 def test_missing_flask_twin_names_the_route() -> None:
     routes = [*TWINS, route("/items/export", "items.export", ["GET"])]
 
-    with pytest.raises(RouteMismatch, match=r"items\.export: no Flask endpoint of that name "
-                                            r"\(async route /items/export\)"):
+    with pytest.raises(
+        RouteMismatch,
+        match=r"items\.export: no Flask endpoint of that name "
+        r"\(async route /items/export\)",
+    ):
         check_twins(flask_app(), routes)
 
 
 def test_pattern_that_differs_names_both_patterns() -> None:
     routes = [route("/items/{item_id}", "items.get", ["GET", "PATCH"])]
 
-    with pytest.raises(RouteMismatch, match=re.escape(
+    with pytest.raises(
+        RouteMismatch,
+        match=re.escape(
             "items.get: URL pattern differs: Flask /items/{item_id:int} vs async "
-            "/items/{item_id:str}")):
+            "/items/{item_id:str}"
+        ),
+    ):
         check_twins(flask_app(), routes)
 
 
@@ -113,8 +127,12 @@ def test_renamed_path_parameter_is_a_different_pattern() -> None:
 def test_methods_that_differ_name_both_sets() -> None:
     routes = [route("/items/{item_id:int}", "items.get", ["GET", "DELETE"])]
 
-    with pytest.raises(RouteMismatch, match=re.escape(
-            "items.get: methods differ: Flask ['GET', 'PATCH'] vs async ['DELETE', 'GET']")):
+    with pytest.raises(
+        RouteMismatch,
+        match=re.escape(
+            "items.get: methods differ: Flask ['GET', 'PATCH'] vs async ['DELETE', 'GET']"
+        ),
+    ):
         check_twins(flask_app(), routes)
 
 
@@ -126,8 +144,11 @@ def test_head_and_options_do_not_count() -> None:
 def test_twice_registered_async_route() -> None:
     routes = [TWINS[0], route("/items", "items.list", ["GET"])]
 
-    with pytest.raises(RouteMismatch, match=r"items\.list: registered twice among the async "
-                                            r"routes"):
+    with pytest.raises(
+        RouteMismatch,
+        match=r"items\.list: registered twice among the async "
+        r"routes",
+    ):
         check_twins(flask_app(), routes)
 
 
@@ -149,14 +170,17 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_admin_assistants_twins_match_its_flask_app(settings: Settings) -> None:
-    endpoints = check_twins(create_app(settings=settings, defer_runtime=True),
-                            admin_assistant_routes)
+    endpoints = check_twins(
+        create_app(settings=settings, defer_runtime=True), admin_assistant_routes
+    )
 
     assert endpoints["appointments.list"] == Endpoint(
-        "appointments.list", "/api/appointments", frozenset({"GET"}))
+        "appointments.list", "/api/appointments", frozenset({"GET"})
+    )
 
 
 # -- RouteMatcher --------------------------------------------------------------------------------
+
 
 def test_static_path_matches() -> None:
     found = RouteMatcher(TWINS).match(scope("/items"))
@@ -195,17 +219,30 @@ def test_head_matches_a_get_route() -> None:
     assert found[0].name == "items.list"
 
 
-@pytest.mark.parametrize(("path", "method"), [
-    ("/items", "DELETE"),
-    ("/items/42", "POST"),
-])
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/items", "DELETE"),
+        ("/items/42", "POST"),
+    ],
+)
 def test_method_mismatch_is_none(path: str, method: str) -> None:
     assert RouteMatcher(TWINS).match(scope(path, method)) is None
 
 
-@pytest.mark.parametrize("path", [
-    "/", "/login", "/item", "/items/", "/items/abc", "/items/42/extra", "/tags/", "/api/items",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/login",
+        "/item",
+        "/items/",
+        "/items/abc",
+        "/items/42/extra",
+        "/tags/",
+        "/api/items",
+    ],
+)
 def test_unrelated_path_is_none(path: str) -> None:
     assert RouteMatcher(TWINS).match(scope(path)) is None
 

@@ -56,6 +56,7 @@ async def audit_count(store: FlagStore) -> int:
 
 # -- schema --------------------------------------------------------------------------------------
 
+
 async def test_ensure_schema_is_idempotent(engine: AsyncEngine) -> None:
     store = FlagStore(engine)
 
@@ -73,11 +74,15 @@ async def test_ensure_schema_keeps_existing_state(store: FlagStore) -> None:
     await store.ensure_schema()
 
     assert await store.version() == 1
-    assert set((await store.load()).flags) == {"appointments.list", "appointments.get",
-                                               "calendars.list"}
+    assert set((await store.load()).flags) == {
+        "appointments.list",
+        "appointments.get",
+        "calendars.list",
+    }
 
 
 # -- apply ---------------------------------------------------------------------------------------
+
 
 async def test_first_apply_takes_every_entry_and_audits_it(store: FlagStore) -> None:
     changed = await store.apply(declared())
@@ -88,7 +93,8 @@ async def test_first_apply_takes_every_entry_and_audits_it(store: FlagStore) -> 
     assert state.flags == declared().flags
     entries = await store.history("appointments.list")
     assert [(e.actor, e.action, e.before, e.reason) for e in entries] == [
-        ("feature_flags.yaml", "apply", None, "feature_flags.yaml entry changed")]
+        ("feature_flags.yaml", "apply", None, "feature_flags.yaml entry changed")
+    ]
     assert entries[0].after == declared().flags["appointments.list"].to_dict()
 
 
@@ -124,18 +130,19 @@ async def test_a_comment_only_change_keeps_the_runtime_flip(store: FlagStore) ->
 
 async def test_a_changed_yaml_entry_wins_over_the_runtime_flip(store: FlagStore) -> None:
     await store.apply(declared())
-    await store.set_flag(Flag("appointments.list", mode="legacy"), actor="ops@example.com",
-                         reason="errors up")
-    await store.set_flag(Flag("calendars.list", mode="async"), actor="ops@example.com",
-                         reason="twin is ready")
+    await store.set_flag(
+        Flag("appointments.list", mode="legacy"), actor="ops@example.com", reason="errors up"
+    )
+    await store.set_flag(
+        Flag("calendars.list", mode="async"), actor="ops@example.com", reason="twin is ready"
+    )
 
     raised = YAML.replace("{mode: canary, percent: 25}", "{mode: canary, percent: 50}")
     changed = await store.apply(declared(raised), actor="deploy")
 
     assert changed == ["appointments.list"]
     state = await store.load()
-    assert state.flags["appointments.list"] == Flag("appointments.list", mode="canary",
-                                                    percent=50)
+    assert state.flags["appointments.list"] == Flag("appointments.list", mode="canary", percent=50)
     assert state.flags["calendars.list"].mode == "async"  # unchanged entry: runtime kept
     latest = (await store.history("appointments.list", limit=1))[0]
     assert (latest.actor, latest.action) == ("deploy", "apply")
@@ -157,6 +164,7 @@ async def test_a_new_yaml_entry_is_added_and_others_are_kept(store: FlagStore) -
 
 # -- set_flag ------------------------------------------------------------------------------------
 
+
 async def test_set_flag_bumps_the_version_and_writes_an_audit_row(store: FlagStore) -> None:
     await store.apply(declared())
     version = await store.version()
@@ -170,7 +178,11 @@ async def test_set_flag_bumps_the_version_and_writes_an_audit_row(store: FlagSto
     assert (await store.load()).flags["appointments.list"] == new
     entry = (await store.history("appointments.list", limit=1))[0]
     assert (entry.endpoint, entry.actor, entry.action, entry.reason) == (
-        "appointments.list", "admin@example.com", "set", "error rate ok")
+        "appointments.list",
+        "admin@example.com",
+        "set",
+        "error rate ok",
+    )
     assert entry.before == old.to_dict()
     assert entry.after == new.to_dict()
     assert entry.created_at.tzinfo is not None
@@ -179,8 +191,7 @@ async def test_set_flag_bumps_the_version_and_writes_an_audit_row(store: FlagSto
 async def test_set_flag_on_an_endpoint_without_row_has_no_before(store: FlagStore) -> None:
     flag = Flag("calendars.get", mode="async")
 
-    before, after = await store.set_flag(flag, actor="ops", reason="first flip",
-                                         action="rollback")
+    before, after = await store.set_flag(flag, actor="ops", reason="first flip", action="rollback")
 
     assert (before, after) == (None, flag)
     entry = (await store.history())[0]
@@ -190,12 +201,16 @@ async def test_set_flag_on_an_endpoint_without_row_has_no_before(store: FlagStor
 
 async def test_every_flip_bumps_the_version_once(store: FlagStore) -> None:
     for i, mode in enumerate(["async", "legacy", "shadow"], start=1):
-        await store.set_flag(Flag("appointments.list", mode=mode), actor="ops",  # type: ignore[arg-type]
-                             reason=f"flip {i}")
+        await store.set_flag(
+            Flag("appointments.list", mode=mode),
+            actor="ops",  # type: ignore[arg-type]
+            reason=f"flip {i}",
+        )
         assert await store.version() == i
 
 
 # -- history -------------------------------------------------------------------------------------
+
 
 async def test_history_is_newest_first_and_filters(store: FlagStore) -> None:
     await store.set_flag(Flag("appointments.list", mode="async"), actor="alice", reason="one")
@@ -215,25 +230,37 @@ async def test_audit_entries_serialize_to_json_ready_dicts(store: FlagStore) -> 
 
     data = (await store.history())[0].to_dict()
 
-    assert set(data) == {"id", "endpoint", "actor", "action", "before", "after", "reason",
-                         "created_at"}
+    assert set(data) == {
+        "id",
+        "endpoint",
+        "actor",
+        "action",
+        "before",
+        "after",
+        "reason",
+        "created_at",
+    }
     assert isinstance(data["created_at"], str)
 
 
 # -- export --------------------------------------------------------------------------------------
 
+
 async def test_export_writes_runtime_values_and_keeps_comments(store: FlagStore) -> None:
     await store.apply(declared())
     await store.set_flag(Flag("appointments.list", mode="async"), actor="ops", reason="done")
-    await store.set_flag(make_flag("appointments.get", mode="canary", percent=12.5,
-                                   sticky_by="session"), actor="ops", reason="start canary")
+    await store.set_flag(
+        make_flag("appointments.get", mode="canary", percent=12.5, sticky_by="session"),
+        actor="ops",
+        reason="start canary",
+    )
     state = await store.load()
 
     text = export_flags(YAML, declared(), state.flags)
 
     for line in YAML.splitlines():
         if "#" in line:
-            assert line[line.index("#"):] in text  # every comment survives
+            assert line[line.index("#") :] in text  # every comment survives
     assert "appointments.list: {mode: async}" in text
     assert "calendars.list: {mode: legacy}" in text
     exported = declared(text)
@@ -244,8 +271,9 @@ async def test_export_writes_runtime_values_and_keeps_comments(store: FlagStore)
 
 async def test_a_second_export_is_a_no_op(store: FlagStore) -> None:
     await store.apply(declared())
-    await store.set_flag(Flag("appointments.list", mode="canary", percent=75), actor="ops",
-                         reason="wider")
+    await store.set_flag(
+        Flag("appointments.list", mode="canary", percent=75), actor="ops", reason="wider"
+    )
     state = await store.load()
     first = export_flags(YAML, declared(), state.flags)
 

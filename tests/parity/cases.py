@@ -317,6 +317,9 @@ for _endpoint, (_path, _method, _good) in _BODY_SAMPLES.items():
          _method == "PATCH" else [])
     case(_endpoint, "chunked body over the limit",
          send(_method, _path, raw=oversized("name"), chunked=True))
+    case(_endpoint, "chunked body exactly at the limit",
+         send(_method, _path, raw=b" " * (MAX_BODY_BYTES - len(_valid)) + _valid, chunked=True))
+    case(_endpoint, "chunked empty body", send(_method, _path, raw=b"", chunked=True))
     case(_endpoint, "anonymous with a malformed body",
          send(_method, _path, raw=b"{", who="anonymous"))
 

@@ -86,6 +86,7 @@ class BackendServer:
     database: Path
     snapshot: Path
     cookies: dict[str, str]  # who -> Cookie header of a session made through /login
+    client: httpx.Client  # one per server: building a client (its SSL context) costs ~60 ms
 
     def restore(self) -> None:
         copy_database(self.snapshot, self.database)
@@ -102,25 +103,20 @@ class World:
         server = self.servers[backend]
         server.restore()
         run = Run(backend)
-        # A fresh connection per request: uvicorn takes the `--fd` socket for AF_UNIX, so
-        # accepted TCP connections keep Nagle on and every reused keep-alive request waits
-        # ~40 ms for a delayed ACK; a new connection avoids that and costs under a millisecond.
-        with server.process.client(follow_redirects=False, limits=_NO_KEEPALIVE) as client:
-            for call in case.calls:
-                run.exchanges.append(self._send(client, server, call, call.served_by or backend))
-            for call in case.readback:
-                forced = other(backend)
-                call = Call(call.method, call.path, "admin", call.params, call.body,
-                            (*call.headers, ("X-Backend-Override", forced)))
-                run.readbacks.append(self._send(client, server, call, forced))
+        for call in case.calls:
+            run.exchanges.append(self._send(server, call, call.served_by or backend))
+        for call in case.readback:
+            forced = other(backend)
+            call = Call(call.method, call.path, "admin", call.params, call.body,
+                        (*call.headers, ("X-Backend-Override", forced)))
+            run.readbacks.append(self._send(server, call, forced))
         run.state = database_state(server.database)
         return run
 
     def logs(self, backend: Backend, lines: int = 40) -> str:
         return "\n".join(self.servers[backend].process.logs().splitlines()[-lines:])
 
-    def _send(self, client: httpx.Client, server: BackendServer, call: Call,
-              expected: Backend) -> Exchange:
+    def _send(self, server: BackendServer, call: Call, expected: Backend) -> Exchange:
         headers = self._credentials(server, call)
         for name, value in call.headers:  # "{alice}" stands for alice's API token
             for who, person in self.people.items():
@@ -129,6 +125,7 @@ class World:
         content: Any = call.body
         if call.chunked and call.body is not None:
             content = iter([call.body[i:i + 65536] for i in range(0, len(call.body), 65536)])
+        client = server.client
         client.cookies.clear()  # only the identity's own cookie may travel
         response = client.request(call.method, call.path, params=list(call.params) or None,
                                   content=content, headers=headers)
@@ -139,6 +136,7 @@ class World:
             body=decode_body(response.content, response.headers.get("content-type", "")),
             served_by=response.headers.get("x-served-by"),
         )
+        exchange.raw = response.content  # type: ignore[attr-defined]  # TEMP
         if exchange.served_by != expected:
             raise AssertionError(f"{exchange.describe()}: expected X-Served-By {expected} "
                                  "(the harness did not reach the backend under test)")
@@ -192,7 +190,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
             copy_database(seeded, root / "app.db")
             Path(environ["AA_FLAGS_FILE"]).write_text(flags_yaml(backend))
             process = ServerProcess(environ, root / "server.log")
-            server = BackendServer(backend, process, root / "app.db", root / "snapshot.db", {})
+            # A fresh connection per request: uvicorn takes the `--fd` socket for AF_UNIX, so
+            # accepted TCP connections keep Nagle on and every reused keep-alive request
+            # waits ~40 ms for a delayed ACK; a new local connection costs well under 1 ms.
+            client = process.client(follow_redirects=False, limits=_NO_KEEPALIVE)
+            server = BackendServer(backend, process, root / "app.db", root / "snapshot.db", {},
+                                   client)
             servers[backend] = server
             process.start()
             server.cookies = {f"{who}_cookie": _login(process, people[who])
@@ -202,4 +205,5 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
         yield World(servers, people)
     finally:
         for server in servers.values():
+            server.client.close()
             server.process.stop()

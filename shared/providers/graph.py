@@ -1,0 +1,340 @@
+"""The `graph` provider: calendars read and written over a Microsoft Graph-compatible REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+
+from shared.errors import ProviderError, ProviderTimeout
+from shared.providers._base import CalendarRef, ProviderEvent
+
+_log = logging.getLogger(__name__)
+
+# Graph answers these when it is throttling or briefly down; the request was not processed,
+# so repeating it (even a POST) cannot create a duplicate.
+_RETRY_STATUSES = frozenset({429, 503})
+_BACKOFF_BASE_S = 0.05
+_PAGE_SIZE = 100
+# A server that keeps handing out nextLinks must not keep us paging forever.
+_MAX_PAGES = 1000
+_PRIVATE_SENSITIVITIES = frozenset({"private", "confidential"})
+_GRAPH_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f0"
+
+
+class GraphProvider:
+    """Reads and writes events of calendars held by a Graph-compatible API, over one HTTP client."""
+
+    name = "graph"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 10.0,
+        max_retries: int = 3,
+        client: httpx.AsyncClient | None = None,
+        max_retry_after_s: float = 30.0,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"graph base_url {base_url!r} must be an http:// or https:// URL")
+        if max_retries < 0:
+            raise ValueError(f"max_retries={max_retries} must be zero or more")
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.max_retry_after_s = max_retry_after_s
+        self._origin = _origin(self.base_url)
+        self._token = token
+        # Built once: every request sends the same headers.
+        self._headers: dict[str, str] = {"Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._client = client
+        self._owns_client = client is None
+        self._is_closed = False
+
+    def __repr__(self) -> str:
+        # No token here: reprs end up in logs and tracebacks.
+        return f"GraphProvider({self.base_url!r})"
+
+    async def list_events(
+        self, calendar: CalendarRef, start: datetime, end: datetime
+    ) -> list[ProviderEvent]:
+        """Events of `calendar` overlapping [start, end), in UTC, ordered by start."""
+        params = {
+            "startDateTime": _utc_iso(start, "start"),
+            "endDateTime": _utc_iso(end, "end"),
+            "$top": str(_PAGE_SIZE),
+        }
+        url: str | None = f"{self._calendar_url(calendar)}/calendarView"
+        events: list[ProviderEvent] = []
+        pages = 0
+        while url is not None:
+            if pages == _MAX_PAGES:
+                raise ProviderError(
+                    f"graph: calendarView of calendar {calendar.id} still had more pages after "
+                    f"{_MAX_PAGES}; the remote API keeps returning @odata.nextLink"
+                )
+            pages += 1
+            page = await self._request("GET", url, params=params)
+            events.extend(_parse_event(item) for item in _page_items(page))
+            url = self._next_link(page)
+            # A nextLink carries every query parameter it needs.
+            params = None
+        events.sort(key=lambda e: (e.start, e.end, e.event_id))
+        return events
+
+    async def create_event(self, calendar: CalendarRef, event: ProviderEvent) -> str:
+        """POST `event` into `calendar`; return the id the remote API assigned to it."""
+        body = {
+            "subject": event.subject,
+            "start": {"dateTime": _graph_datetime(event.start, "start"), "timeZone": "UTC"},
+            "end": {"dateTime": _graph_datetime(event.end, "end"), "timeZone": "UTC"},
+            "location": {"displayName": event.location},
+            "categories": list(event.categories),
+            "sensitivity": "private" if event.is_private else "normal",
+        }
+        created = await self._request("POST", f"{self._calendar_url(calendar)}/events", json=body)
+        event_id = created.get("id")
+        if not isinstance(event_id, str) or not event_id:
+            raise ProviderError(
+                f"graph: creating an event in calendar {calendar.id} returned no event id "
+                f"(got id={event_id!r})"
+            )
+        return event_id
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider created it; later calls raise ProviderError."""
+        self._is_closed = True
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.aclose()
+
+    def _calendar_url(self, calendar: CalendarRef) -> str:
+        if not calendar.provider_id:
+            raise ProviderError(
+                f"calendar {calendar.id} has no provider_id; a graph calendar needs the remote "
+                "calendar's id (set provider_id on the calendar)"
+            )
+        # Graph ids are base64-like and may hold '/', '+' or '='.
+        return f"{self.base_url}/calendars/{quote(calendar.provider_id, safe='')}"
+
+    def _next_link(self, page: Mapping[str, Any]) -> str | None:
+        link = page.get("@odata.nextLink")
+        if link is None:
+            return None
+        if not isinstance(link, str) or _origin(link) != self._origin:
+            # Following a link to another host would hand it our bearer token.
+            raise ProviderError(
+                f"graph: refusing @odata.nextLink {str(link)[:200]!r}: it is not on {self._origin}"
+            )
+        return link
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._is_closed:
+            raise ProviderError(
+                "graph provider is closed; get a fresh one from the provider registry"
+            )
+        if self._client is None:
+            # Created on first use so its connections belong to the loop that runs the requests.
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        return self._client
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+    ) -> dict[str, Any]:
+        where = f"{method} {urlsplit(url).path}"
+        attempts = self.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                response = await self._http().request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    headers=self._headers,
+                    timeout=self.timeout_s,
+                )
+            except httpx.TimeoutException as exc:
+                # Not retried: the server may have acted on it, and the caller's budget is spent.
+                raise ProviderTimeout(
+                    f"graph: {where} did not answer within {self.timeout_s:g}s "
+                    f"({type(exc).__name__})"
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise ProviderError(
+                    f"graph: {where} failed: {type(exc).__name__}: {self._redact(str(exc))}"
+                ) from exc
+            if response.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
+                delay_s = self._retry_delay_s(response, attempt)
+                _log.warning(
+                    "graph: %s answered %d; retry %d of %d in %.2fs",
+                    where,
+                    response.status_code,
+                    attempt + 1,
+                    self.max_retries,
+                    delay_s,
+                )
+                await asyncio.sleep(delay_s)
+                continue
+            return self._decode(response, where, attempts=attempt + 1)
+        raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    def _decode(self, response: httpx.Response, where: str, *, attempts: int) -> dict[str, Any]:
+        status = response.status_code
+        if not response.is_success:
+            tried = f" after {attempts} attempts" if status in _RETRY_STATUSES else ""
+            raise ProviderError(
+                f"graph: {where} answered {status}{tried}: {self._redact(_remote_message(response))}"
+            )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ProviderError(
+                f"graph: {where} answered {status} with a body that is not JSON: "
+                f"{self._redact(response.text[:200])!r}"
+            ) from exc
+        if not isinstance(body, dict):
+            raise ProviderError(
+                f"graph: {where} answered {status} with a JSON {type(body).__name__}, "
+                "expected an object"
+            )
+        return body
+
+    def _retry_delay_s(self, response: httpx.Response, attempt: int) -> float:
+        header = response.headers.get("Retry-After")
+        delay_s = _parse_retry_after_s(header) if header else None
+        if delay_s is None:
+            delay_s = _BACKOFF_BASE_S * 2**attempt
+        return min(max(delay_s, 0.0), self.max_retry_after_s)
+
+    def _redact(self, text: str) -> str:
+        # A misbehaving server may echo our headers back in an error body.
+        return text.replace(self._token, "[redacted]") if self._token else text
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _parse_retry_after_s(value: str) -> float | None:
+    """Retry-After as seconds (or an HTTP date); None when it is neither."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (moment - datetime.now(UTC)).total_seconds()
+
+
+def _remote_message(response: httpx.Response) -> str:
+    """The `error.message` of a Graph error body, else the start of the raw body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        code, message = error.get("code"), error.get("message")
+        if isinstance(message, str) and message:
+            return f"{code}: {message}" if isinstance(code, str) and code else message
+    text = response.text.strip()[:200]
+    return text or response.reason_phrase or "no error message"
+
+
+def _page_items(page: Mapping[str, Any]) -> list[Any]:
+    items = page.get("value")
+    if not isinstance(items, list):
+        raise ProviderError(
+            f"graph: calendarView page has no 'value' list (got {type(items).__name__})"
+        )
+    return items
+
+
+def _parse_event(item: Any) -> ProviderEvent:
+    """One Graph event JSON object as a ProviderEvent; ProviderError naming the event if malformed."""
+    if not isinstance(item, dict):
+        raise ProviderError(f"graph: expected an event object, got {type(item).__name__}")
+    event_id = item.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise ProviderError(f"graph: event without an id: {str(item)[:200]}")
+    location = item.get("location") or {}
+    categories = item.get("categories") or []
+    sensitivity = item.get("sensitivity") or "normal"
+    subject = item.get("subject") or ""
+    if not isinstance(location, dict) or not isinstance(categories, list):
+        raise ProviderError(f"graph: event {event_id!r} has a malformed location or categories")
+    if not isinstance(subject, str) or not isinstance(sensitivity, str):
+        raise ProviderError(f"graph: event {event_id!r} has a malformed subject or sensitivity")
+    start = _parse_time(item.get("start"), event_id, "start")
+    end = _parse_time(item.get("end"), event_id, "end")
+    return ProviderEvent(
+        event_id=event_id,
+        subject=subject,
+        start=start,
+        end=end,
+        location=str(location.get("displayName") or ""),
+        categories=tuple(str(c) for c in categories),
+        is_private=sensitivity.lower() in _PRIVATE_SENSITIVITIES,
+    )
+
+
+def _parse_time(value: Any, event_id: str, which: str) -> datetime:
+    """A Graph dateTimeTimeZone ({"dateTime", "timeZone"}) as an aware UTC datetime."""
+    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
+        raise ProviderError(f"graph: event {event_id!r} has no {which}.dateTime (got {value!r})")
+    raw, zone_name = value["dateTime"], value.get("timeZone") or "UTC"
+    try:
+        # Graph sends 7 fractional digits; fromisoformat (3.11+) accepts and truncates them.
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ProviderError(
+            f"graph: event {event_id!r} has an invalid {which}.dateTime {raw!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone(zone_name, event_id, which))
+    return moment.astimezone(UTC)
+
+
+def _zone(name: Any, event_id: str, which: str) -> ZoneInfo:
+    if not isinstance(name, str):
+        raise ProviderError(f"graph: event {event_id!r} has an invalid {which}.timeZone {name!r}")
+    try:
+        return ZoneInfo("UTC" if name.upper() in ("UTC", "Z") else name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ProviderError(
+            f"graph: event {event_id!r} has {which}.timeZone {name!r}, which is neither UTC nor "
+            "an IANA zone name (Windows zone names are not supported)"
+        ) from None
+
+
+def _require_aware(moment: datetime, which: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{which}={moment.isoformat()!r} must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def _utc_iso(moment: datetime, which: str) -> str:
+    return _require_aware(moment, which).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _graph_datetime(moment: datetime, which: str) -> str:
+    return _require_aware(moment, which).strftime(_GRAPH_DATETIME_FORMAT)
