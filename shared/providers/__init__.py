@@ -1,4 +1,4 @@
-"""Calendar providers behind one interface: `local` (our database) and `graph` (Graph-compatible API)."""
+"""Calendar providers behind one interface: `local` (our database), `graph` (a Graph API)."""
 
 from __future__ import annotations
 

@@ -198,9 +198,8 @@ class GraphProvider:
         status = response.status_code
         if not response.is_success:
             tried = f" after {attempts} attempts" if status in _RETRY_STATUSES else ""
-            raise ProviderError(
-                f"graph: {where} answered {status}{tried}: {self._redact(_remote_message(response))}"
-            )
+            message = self._redact(_remote_message(response))
+            raise ProviderError(f"graph: {where} answered {status}{tried}: {message}")
         try:
             body = response.json()
         except ValueError as exc:
@@ -270,7 +269,7 @@ def _page_items(page: Mapping[str, Any]) -> list[Any]:
 
 
 def _parse_event(item: Any) -> ProviderEvent:
-    """One Graph event JSON object as a ProviderEvent; ProviderError naming the event if malformed."""
+    """A Graph event JSON object as a ProviderEvent; ProviderError naming the event if malformed."""
     if not isinstance(item, dict):
         raise ProviderError(f"graph: expected an event object, got {type(item).__name__}")
     event_id = item.get("id")
