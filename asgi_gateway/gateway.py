@@ -36,6 +36,9 @@ _log = logging.getLogger(__name__)
 _SERVED_BY = {"legacy": (b"x-served-by", b"legacy"), "async": (b"x-served-by", b"async")}
 _OVERRIDE = b"x-backend-override"
 # Paths the gateway answers itself: admin API, dashboard, metrics, readiness.
+_INTERNAL_ERROR = json.dumps(
+    {"error": {"code": "internal_error", "message": "internal server error; it has been logged"}}
+).encode()
 _OWN_PREFIXES = ("/_rollout", "/readyz", "/metrics")
 _DRAIN_TIMEOUT_S = 30.0
 
@@ -128,7 +131,9 @@ class Gateway:
             await self._lifespan(scope, receive, send)
             return
         if kind != "http":
-            await self.legacy(scope, receive, send)
+            # WSGI has no websockets, and no twin declares one: refuse the handshake cleanly.
+            if kind == "websocket" and (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1003})
             return
         path: str = scope["path"]
         if path.startswith(_OWN_PREFIXES):
@@ -155,9 +160,13 @@ class Gateway:
             else:
                 await self._serve_legacy(scope, exchange)
         except Exception:
-            if exchange is not None:
-                exchange.error = True
-            raise
+            if exchange is None or exchange.response_started:
+                raise  # mid-response: only the server can end the connection now
+            exchange.error = True
+            _log.exception("unhandled error serving %s %s", scope["method"], path)
+            await exchange.send({"type": "http.response.start", "status": 500,
+                                 "headers": [(b"content-type", b"application/json")]})
+            await exchange.send({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
             self.inflight -= 1
             if exchange is not None:
@@ -314,7 +323,8 @@ class Gateway:
 class _Exchange:
     """One request's channel: tags the response, and notes status, errors and disconnects."""
 
-    __slots__ = ("_receive", "_send", "backend", "disconnected", "done", "error", "status")
+    __slots__ = ("_receive", "_send", "backend", "disconnected", "done", "error",
+                 "response_started", "status")
 
     def __init__(self, receive: Receive, send: Send, backend: Backend) -> None:
         self._receive = receive
@@ -324,6 +334,7 @@ class _Exchange:
         self.error = False
         self.disconnected = False
         self.done = False
+        self.response_started = False
 
     async def receive(self) -> dict[str, Any]:
         message = await self._receive()
@@ -335,6 +346,7 @@ class _Exchange:
         kind = message["type"]
         if kind == "http.response.start":
             self.status = message["status"]
+            self.response_started = True
             message["headers"] = [*message.get("headers", ()), _SERVED_BY[self.backend]]
         elif kind == "http.response.body" and not message.get("more_body", False):
             self.done = True

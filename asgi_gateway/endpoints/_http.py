@@ -69,12 +69,16 @@ def api_endpoint(handler: Callable[..., Awaitable[Any]]) -> Callable[[Request], 
             if actor is None:
                 raise Unauthorized("authentication required: send 'Authorization: Bearer "
                                    "<token>' or log in at /login")
-            return await handler(request, actor)
+            response = await handler(request, actor)
         except AppError as exc:
-            return error_response(exc)
+            response = error_response(exc)
         except Exception:
             _log.exception("unhandled error in %s %s", request.method, request.url.path)
-            return error_response(AppError("internal server error; it has been logged"))
+            response = error_response(AppError("internal server error; it has been logged"))
+        # The answer depends on the session cookie (it may name the caller): say so to
+        # caches, as Flask does for every view that reads the session.
+        response.headers.add_vary_header("Cookie")
+        return response
 
     return endpoint
 

@@ -13,8 +13,12 @@ from shared.validation import parse_appointment, parse_archive_config, parse_cal
 
 # users (in creation order; the people fixtures of tests/conftest.py give their tokens)
 ADMIN, ALICE, BOB, CAROL = 1, 2, 3, 4
-EMAILS = {"admin": "admin@example.com", "alice": "alice@example.com", "bob": "bob@example.com",
-          "carol": "carol@example.com"}
+EMAILS = {
+    "admin": "admin@example.com",
+    "alice": "alice@example.com",
+    "bob": "bob@example.com",
+    "carol": "carol@example.com",
+}
 
 # calendars
 WORK, ARCHIVE, SPARE, SCRATCH, REMOTE, BOB_WORK, BOB_ARCHIVE = range(1, 8)
@@ -23,15 +27,18 @@ CALENDARS: list[tuple[int, dict[str, Any]]] = [
     (ALICE, {"name": "Archive", "role": "archive"}),
     (ALICE, {"name": "Spare", "role": "source"}),  # used only by the paused configuration
     (ALICE, {"name": "Scratch", "role": "source"}),  # unreferenced: deletable
-    (ALICE, {"name": "Remote", "role": "source", "provider": "graph",
-             "provider_id": "AAMk-remote"}),  # no AA_GRAPH_URL: its provider is unavailable
+    (
+        ALICE,
+        {"name": "Remote", "role": "source", "provider": "graph", "provider_id": "AAMk-remote"},
+    ),  # no AA_GRAPH_URL: its provider is unavailable
     (BOB, {"name": "Bob work", "role": "source"}),
     (BOB, {"name": "Bob archive", "role": "archive"}),
 ]
 
 
-def _appointment(calendar_id: int, subject: str, start: str, end: str, **extra: Any
-                 ) -> dict[str, Any]:
+def _appointment(
+    calendar_id: int, subject: str, start: str, end: str, **extra: Any
+) -> dict[str, Any]:
     return {"calendar_id": calendar_id, "subject": subject, "start": start, "end": end, **extra}
 
 
@@ -39,10 +46,17 @@ def _appointment(calendar_id: int, subject: str, start: str, end: str, **extra: 
 # 01:00 UTC (02:00 -> 03:00 local), America/New_York falls back on 2026-11-01 at 06:00 UTC
 # (02:00 -> 01:00 local, so 01:30 happens twice).
 APPOINTMENTS: list[dict[str, Any]] = [
-    _appointment(WORK, "Before Berlin DST", "2026-03-28T22:30:00+01:00", "2026-03-28T23:30:00+01:00"),
+    _appointment(
+        WORK, "Before Berlin DST", "2026-03-28T22:30:00+01:00", "2026-03-28T23:30:00+01:00"
+    ),
     _appointment(WORK, "Berlin night", "2026-03-29T01:30:00+01:00", "2026-03-29T03:30:00+02:00"),
-    _appointment(WORK, "Berlin after switch", "2026-03-29T03:30:00+02:00",
-                 "2026-03-29T04:30:00+02:00", location="Berlin"),
+    _appointment(
+        WORK,
+        "Berlin after switch",
+        "2026-03-29T03:30:00+02:00",
+        "2026-03-29T04:30:00+02:00",
+        location="Berlin",
+    ),
     _appointment(WORK, "Berlin late", "2026-03-29T23:30:00+02:00", "2026-03-30T00:15:00+02:00"),
     _appointment(WORK, "Berlin next day", "2026-03-30T00:30:00+02:00", "2026-03-30T01:00:00+02:00"),
     _appointment(WORK, "NY eve", "2026-10-31T23:30:00-04:00", "2026-11-01T00:30:00-04:00"),
@@ -51,12 +65,24 @@ APPOINTMENTS: list[dict[str, Any]] = [
     _appointment(WORK, "NY late", "2026-11-01T23:30:00-05:00", "2026-11-02T00:10:00-05:00"),
     _appointment(WORK, "NY next day", "2026-11-02T00:30:00-05:00", "2026-11-02T01:00:00-05:00"),
     _appointment(WORK, "Doctor", "2026-05-04T09:00:00Z", "2026-05-04T10:00:00Z", is_private=True),
-    _appointment(WORK, "Offsite", "2026-05-04T09:30:00Z", "2026-05-04T11:00:00Z",
-                 categories=["personal"]),
-    _appointment(WORK, "Standup", "2026-05-04T09:45:00Z", "2026-05-04T10:00:00Z",
-                 categories=["Work"], provider_event_id="evt-standup"),
-    _appointment(WORK, "Review", "2026-05-05T10:00:00Z", "2026-05-05T11:00:00Z",
-                 provider_event_id="evt-review"),
+    _appointment(
+        WORK, "Offsite", "2026-05-04T09:30:00Z", "2026-05-04T11:00:00Z", categories=["personal"]
+    ),
+    _appointment(
+        WORK,
+        "Standup",
+        "2026-05-04T09:45:00Z",
+        "2026-05-04T10:00:00Z",
+        categories=["Work"],
+        provider_event_id="evt-standup",
+    ),
+    _appointment(
+        WORK,
+        "Review",
+        "2026-05-05T10:00:00Z",
+        "2026-05-05T11:00:00Z",
+        provider_event_id="evt-review",
+    ),
     _appointment(SCRATCH, "Scratch note", "2026-05-04T08:00:00Z", "2026-05-04T08:30:00Z"),
     _appointment(BOB_WORK, "Bob one", "2026-05-04T09:00:00Z", "2026-05-04T10:00:00Z"),
     _appointment(BOB_WORK, "Bob two", "2026-05-06T09:00:00Z", "2026-05-06T10:00:00Z"),
@@ -70,12 +96,35 @@ NEXT_APPOINTMENT = 22
 # archive configurations
 WORK_ARCHIVE, PAUSED, BOB_CONFIG = 1, 2, 3
 CONFIGS: list[tuple[int, dict[str, Any]]] = [
-    (ALICE, {"name": "Work archive", "source_calendar_id": WORK, "archive_calendar_id": ARCHIVE,
-             "timezone": "Europe/Berlin", "excluded_categories": ["Personal"]}),
-    (ALICE, {"name": "Paused", "source_calendar_id": SPARE, "archive_calendar_id": ARCHIVE,
-             "is_active": False, "days_back": 30}),
-    (BOB, {"name": "Bob archive", "source_calendar_id": BOB_WORK,
-           "archive_calendar_id": BOB_ARCHIVE, "timezone": "America/New_York"}),
+    (
+        ALICE,
+        {
+            "name": "Work archive",
+            "source_calendar_id": WORK,
+            "archive_calendar_id": ARCHIVE,
+            "timezone": "Europe/Berlin",
+            "excluded_categories": ["Personal"],
+        },
+    ),
+    (
+        ALICE,
+        {
+            "name": "Paused",
+            "source_calendar_id": SPARE,
+            "archive_calendar_id": ARCHIVE,
+            "is_active": False,
+            "days_back": 30,
+        },
+    ),
+    (
+        BOB,
+        {
+            "name": "Bob archive",
+            "source_calendar_id": BOB_WORK,
+            "archive_calendar_id": BOB_ARCHIVE,
+            "timezone": "America/New_York",
+        },
+    ),
 ]
 NEXT_CONFIG = 4
 # one run each: action log rows 1 (alice) and 2 (bob)
@@ -99,7 +148,10 @@ async def seed(runtime: Runtime, actors: dict[int, Actor]) -> None:
         created = await services.archive.create_config(actors[owner], parse_archive_config(body))
         assert created["id"] == expected, created
     for owner, config_id, start, end in RUNS:
-        entry = await services.archive.run(actors[owner], config_id,
-                                           start=datetime.fromisoformat(start),
-                                           end=datetime.fromisoformat(end))
+        entry = await services.archive.run(
+            actors[owner],
+            config_id,
+            start=datetime.fromisoformat(start),
+            end=datetime.fromisoformat(end),
+        )
         assert entry["status"] == "success" and entry["archived"] == 2, entry

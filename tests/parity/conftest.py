@@ -22,10 +22,12 @@ server timestamps.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +46,18 @@ from tests.parity import _seed
 from tests.parity._contract import BACKENDS, Backend, Call, Case, Exchange, Run, decode_body, other
 
 # Columns written from the clock: they differ between two runs of the same write.
-_CLOCK_COLUMNS = frozenset({"created_at", "updated_at", "last_used_at", "started_at",
-                            "finished_at", "duration_ms"})
-_STATE_TABLES = ("users", "api_tokens", "calendars", "appointments", "archive_configurations",
-                 "action_log", "audit_log")
+_CLOCK_COLUMNS = frozenset(
+    {"created_at", "updated_at", "last_used_at", "started_at", "finished_at", "duration_ms"}
+)
+_STATE_TABLES = (
+    "users",
+    "api_tokens",
+    "calendars",
+    "appointments",
+    "archive_configurations",
+    "action_log",
+    "audit_log",
+)
 _NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -61,7 +71,10 @@ def flags_yaml(backend: Backend) -> str:
 
 def copy_database(source: Path, target: Path) -> None:
     """Copy a SQLite database with the online backup API (consistent, WAL included)."""
-    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target, timeout=10)) as dst:
+    with (
+        closing(sqlite3.connect(source)) as src,
+        closing(sqlite3.connect(target, timeout=10)) as dst,
+    ):
         src.backup(dst)
 
 
@@ -69,11 +82,13 @@ def database_state(path: Path) -> dict[str, list[dict[str, Any]]]:
     """Every row of the application tables, clock-written columns left out."""
     state: dict[str, list[dict[str, Any]]] = {}
     with closing(sqlite3.connect(path, timeout=10)) as conn:
-        conn.row_factory = sqlite3.Row
         for table in _STATE_TABLES:
-            rows = conn.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608
-            state[table] = [{k: row[k] for k in row.keys() if k not in _CLOCK_COLUMNS}
-                            for row in rows]
+            cursor = conn.execute(f"SELECT * FROM {table} ORDER BY id")
+            names = [column[0] for column in cursor.description]
+            state[table] = [
+                {k: v for k, v in zip(names, row, strict=True) if k not in _CLOCK_COLUMNS}
+                for row in cursor.fetchall()
+            ]
     return state
 
 
@@ -95,9 +110,20 @@ class BackendServer:
 class World:
     """Both servers, the seeded people, and the runner that plays a case against one backend."""
 
-    def __init__(self, servers: dict[Backend, BackendServer], people: dict[str, Person]) -> None:
+    def __init__(
+        self,
+        servers: dict[Backend, BackendServer],
+        people: dict[str, Person],
+        pool: ThreadPoolExecutor,
+    ) -> None:
         self.servers = servers
         self.people = people
+        self.pool = pool
+
+    def run_both(self, case: Case) -> dict[Backend, Run]:
+        """The case on each backend, side by side: the two servers share nothing."""
+        futures = {backend: self.pool.submit(self.run, case, backend) for backend in BACKENDS}
+        return {backend: future.result() for backend, future in futures.items()}
 
     def run(self, case: Case, backend: Backend) -> Run:
         server = self.servers[backend]
@@ -105,11 +131,12 @@ class World:
         run = Run(backend)
         for call in case.calls:
             run.exchanges.append(self._send(server, call, call.served_by or backend))
+        forced = other(backend)
         for call in case.readback:
-            forced = other(backend)
-            call = Call(call.method, call.path, "admin", call.params, call.body,
-                        (*call.headers, ("X-Backend-Override", forced)))
-            run.readbacks.append(self._send(server, call, forced))
+            as_admin = dataclasses.replace(
+                call, who="admin", headers=(*call.headers, ("X-Backend-Override", forced))
+            )
+            run.readbacks.append(self._send(server, as_admin, forced))
         run.state = database_state(server.database)
         return run
 
@@ -120,26 +147,32 @@ class World:
         headers = self._credentials(server, call)
         for name, value in call.headers:  # "{alice}" stands for alice's API token
             for who, person in self.people.items():
-                value = value.replace("{%s}" % who, person.token)
+                value = value.replace(f"{{{who}}}", person.token)
             headers[name] = value
         content: Any = call.body
         if call.chunked and call.body is not None:
-            content = iter([call.body[i:i + 65536] for i in range(0, len(call.body), 65536)])
+            content = iter([call.body[i : i + 65536] for i in range(0, len(call.body), 65536)])
         client = server.client
         client.cookies.clear()  # only the identity's own cookie may travel
-        response = client.request(call.method, call.path, params=list(call.params) or None,
-                                  content=content, headers=headers)
+        response = client.request(
+            call.method,
+            call.path,
+            params=list(call.params) or None,
+            content=content,
+            headers=headers,
+        )
         exchange = Exchange(
             call=call,
             status=response.status_code,
-            headers={k: response.headers[k] for k in response.headers.keys()},
+            headers=dict(response.headers.items()),
             body=decode_body(response.content, response.headers.get("content-type", "")),
             served_by=response.headers.get("x-served-by"),
         )
-        exchange.raw = response.content  # type: ignore[attr-defined]  # TEMP
         if exchange.served_by != expected:
-            raise AssertionError(f"{exchange.describe()}: expected X-Served-By {expected} "
-                                 "(the harness did not reach the backend under test)")
+            raise AssertionError(
+                f"{exchange.describe()}: expected X-Served-By {expected} "
+                "(the harness did not reach the backend under test)"
+            )
         return exchange
 
     def _credentials(self, server: BackendServer, call: Call) -> dict[str, str]:
@@ -156,8 +189,15 @@ def _login(process: ServerProcess, person: Person) -> str:
         page = client.get("/login")
         match = _CSRF.search(page.text)
         assert match is not None, f"no csrf_token in GET /login:\n{page.text[:500]}"
-        response = client.post("/login", data={"email": person.email, "password": person.password,
-                                               "csrf_token": match.group(1), "next": "/"})
+        response = client.post(
+            "/login",
+            data={
+                "email": person.email,
+                "password": person.password,
+                "csrf_token": match.group(1),
+                "next": "/",
+            },
+        )
         assert response.status_code == 302, (response.status_code, response.text[:500])
         cookie = client.cookies.get("aa_session")
     assert cookie, "POST /login set no aa_session cookie"
@@ -168,8 +208,10 @@ def _seed_database(root: Path, template: Path) -> tuple[Path, dict[str, Person]]
     shutil.copy(template, root / "app.db")
     runtime = Runtime(load_settings(make_environ(root)))
     try:
-        people = {who: create_person(runtime, email, is_admin=who == "admin")
-                  for who, email in _seed.EMAILS.items()}
+        people = {
+            who: create_person(runtime, email, is_admin=who == "admin")
+            for who, email in _seed.EMAILS.items()
+        }
         actors = {p.id: Actor(p.id, p.email, p.is_admin) for p in people.values()}
         assert [p.id for p in people.values()] == [_seed.ADMIN, _seed.ALICE, _seed.BOB, _seed.CAROL]
         bridge.run(_seed.seed(runtime, actors), timeout=60)
@@ -194,15 +236,21 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
             # accepted TCP connections keep Nagle on and every reused keep-alive request
             # waits ~40 ms for a delayed ACK; a new local connection costs well under 1 ms.
             client = process.client(follow_redirects=False, limits=_NO_KEEPALIVE)
-            server = BackendServer(backend, process, root / "app.db", root / "snapshot.db", {},
-                                   client)
+            server = BackendServer(
+                backend, process, root / "app.db", root / "snapshot.db", {}, client
+            )
             servers[backend] = server
-            process.start()
-            server.cookies = {f"{who}_cookie": _login(process, people[who])
-                              for who in ("alice", "admin")}
-            # After start-up: the snapshot holds the flag tables the gateway created.
-            copy_database(server.database, server.snapshot)
-        yield World(servers, people)
+        with ThreadPoolExecutor(len(servers), thread_name_prefix="parity") as pool:
+            # Both start at once (each takes a couple of seconds to become ready).
+            list(pool.map(lambda server: server.process.start(), servers.values()))
+            for server in servers.values():
+                server.cookies = {
+                    f"{who}_cookie": _login(server.process, people[who])
+                    for who in ("alice", "admin")
+                }
+                # After start-up: the snapshot holds the flag tables the gateway created.
+                copy_database(server.database, server.snapshot)
+            yield World(servers, people, pool)
     finally:
         for server in servers.values():
             server.client.close()

@@ -42,7 +42,8 @@ def test_cases_name_real_endpoints_and_reach_them() -> None:
         # answered by Flask on purpose, are marked served_by="legacy").
         reached = {endpoint_of(c.method, c.path) for c in case.calls if c.served_by is None}
         assert case.endpoint in reached or all(c.served_by for c in case.calls), (
-            f"{case.id}: no call reaches {case.endpoint} (reached {sorted(map(str, reached))})")
+            f"{case.id}: no call reaches {case.endpoint} (reached {sorted(map(str, reached))})"
+        )
 
 
 def test_case_ids_are_unique() -> None:
