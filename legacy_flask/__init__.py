@@ -90,6 +90,9 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        # The async side cannot re-sign the cookie on each request; a session lasts seven
+        # days from sign-in on both backends, rather than sliding on one of them only.
+        SESSION_REFRESH_EACH_REQUEST=False,
         JSON_SORT_KEYS=False,
         TESTING=settings.env == "testing",
     )

@@ -20,6 +20,12 @@ from shared.models import (
 )
 from shared.pagination import Page, PageRequest
 
+MAX_ID = 2**63 - 1  # ids are BIGINT-sized; a larger one names no row (and cannot be bound)
+
+
+def _is_id(value: int) -> bool:
+    return 0 < value <= MAX_ID
+
 
 async def _paginate(session: AsyncSession, query: Select[Any], page: PageRequest) -> Page[Any]:
     total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
@@ -32,7 +38,7 @@ class UserRepository:
         self.session = session
 
     async def get(self, user_id: int) -> User | None:
-        return await self.session.get(User, user_id)
+        return await self.session.get(User, user_id) if _is_id(user_id) else None
 
     async def by_email(self, email: str) -> User | None:
         return await self.session.scalar(select(User).where(User.email == email.lower()))
@@ -63,7 +69,7 @@ class CalendarRepository:
         self.session = session
 
     async def get(self, calendar_id: int) -> Calendar | None:
-        return await self.session.get(Calendar, calendar_id)
+        return await self.session.get(Calendar, calendar_id) if _is_id(calendar_id) else None
 
     async def page(self, owner_id: int | None, page: PageRequest) -> Page[Calendar]:
         query = select(Calendar).order_by(Calendar.id)
@@ -97,7 +103,7 @@ class AppointmentRepository:
         self.session = session
 
     async def get(self, appointment_id: int) -> Appointment | None:
-        return await self.session.get(Appointment, appointment_id)
+        return await self.session.get(Appointment, appointment_id) if _is_id(appointment_id) else None
 
     async def page(
         self,
@@ -175,7 +181,7 @@ class ArchiveConfigRepository:
         self.session = session
 
     async def get(self, config_id: int) -> ArchiveConfiguration | None:
-        return await self.session.get(ArchiveConfiguration, config_id)
+        return await self.session.get(ArchiveConfiguration, config_id) if _is_id(config_id) else None
 
     async def page(self, owner_id: int | None, page: PageRequest) -> Page[ArchiveConfiguration]:
         query = select(ArchiveConfiguration).order_by(ArchiveConfiguration.id)

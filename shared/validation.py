@@ -304,8 +304,12 @@ def parse_calendar(body: Any, *, partial: bool = False) -> dict[str, Any]:
 
 
 def parse_appointment(body: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Body of appointments.create (or .update with `partial`); checks end > start when both given."""
-    fields = APPOINTMENT_FIELDS if not partial else APPOINTMENT_FIELDS[1:]
+    """Body of appointments.create (or .update with `partial`); checks end > start when both given.
+
+    An update may change the provider event id but not clear it: every stored event has one.
+    """
+    fields = APPOINTMENT_FIELDS if not partial else [
+        *APPOINTMENT_FIELDS[1:-1], ("provider_event_id", text(300), _MISSING)]
     values = parse_body(body, fields, partial=partial, what="appointment")
     check_time_order(values.get("start"), values.get("end"))
     return values

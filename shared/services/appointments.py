@@ -68,18 +68,21 @@ class AppointmentService:
                 f"{values['provider_event_id']!r}"
             ) from None
 
-    async def update(self, actor: Actor, appointment_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    async def update(self, actor: Actor, appointment_id: int, values: dict[str, Any]
+                     ) -> dict[str, Any]:
         async with self.db.session() as session:
             appointment = await self._owned(session, actor, appointment_id)
             for field, value in values.items():
                 setattr(appointment, _FIELD_COLUMNS.get(field, field), value)
             check_time_order(appointment.start_at, appointment.end_at)
+            # Read before the flush: a failed flush expires the instance's attributes.
+            calendar_id, event_id = appointment.calendar_id, appointment.provider_event_id
             try:
                 await session.flush()
             except IntegrityError:
                 raise Conflict(
-                    f"calendar {appointment.calendar_id} already has an event with "
-                    f"provider_event_id {appointment.provider_event_id!r}"
+                    f"calendar {calendar_id} already has an event with provider_event_id "
+                    f"{event_id!r}"
                 ) from None
             return appointment_json(appointment)
 

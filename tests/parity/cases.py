@@ -138,10 +138,6 @@ def as_(call: Call, who: Who, *headers: tuple[str, str]) -> Call:
 
 
 CASES: list[Case] = []
-_EXPIRED_CONFLICT = (
-    "shared: AppointmentService.update formats its 409 from attributes the failed flush "
-    "expired, and that lazy load raises: a 500"
-)
 
 
 def case(
@@ -490,7 +486,6 @@ case(
     "calendars.get",
     "id beyond 64 bits",
     get(f"{CALENDARS}/99999999999999999999"),
-    known_bug="shared: an id SQLite cannot bind (OverflowError) is a 500, not a 404",
 )
 case(
     "calendars.get",
@@ -883,15 +878,12 @@ case(
     "provider event id clash",
     patch(appt(1), {"provider_event_id": "evt-review"}),
     readback=[get(appt(1))],
-    known_bug=_EXPIRED_CONFLICT,
 )
 case(
     "appointments.update",
     "provider event id set to null",
     patch(appt(1), {"provider_event_id": None}),
     readback=[get(appt(1))],
-    known_bug="shared: parse_appointment(partial) lets provider_event_id be null (should be a "
-    "422); the NOT NULL failure then takes the 500 path of " + _EXPIRED_CONFLICT,
 )
 case(
     "appointments.update",
