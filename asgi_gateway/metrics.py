@@ -196,12 +196,24 @@ class _Prometheus:
                                  ["endpoint", "backend"],
                                  buckets=[b / 1000 for b in BUCKETS_MS[:-1]])
 
+        # labels() costs a few microseconds per call; the label sets are few, keep them.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+
     def observe(self, endpoint: str, backend: str, status: int, latency_ms: float,
                 is_error: bool) -> None:
-        self.requests.labels(endpoint, backend, f"{status // 100}xx").inc()
+        key = (endpoint, backend, status // 100)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(endpoint, backend, f"{status // 100}xx"),
+                self.errors.labels(endpoint, backend),
+                self.latency.labels(endpoint, backend),
+            )
+        requests, errors, latency = children
+        requests.inc()
         if is_error:
-            self.errors.labels(endpoint, backend).inc()
-        self.latency.labels(endpoint, backend).observe(latency_ms / 1000)
+            errors.inc()
+        latency.observe(latency_ms / 1000)
 
 
 def render_prometheus() -> tuple[bytes, str]:

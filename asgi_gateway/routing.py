@@ -80,20 +80,57 @@ def check_twins(flask_app: Any, routes: Iterable[Route]) -> dict[str, Endpoint]:
     return legacy
 
 
+def route_path(scope: dict[str, Any]) -> str:
+    """The path to route on: `path` without the `root_path` the app is mounted under.
+
+    ASGI puts the mount prefix in both (`uvicorn --root-path /aa` serves a request for
+    /api/x with path "/aa/api/x"); Starlette's routes strip it the same way.
+    """
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if not root or not path.startswith(root):
+        return path
+    if len(path) == len(root):
+        return ""
+    return path[len(root):] if path[len(root)] == "/" else path
+
+
 class RouteMatcher:
-    """Finds the async route for a request; one combined regex rejects all other paths first."""
+    """Finds the async route for a request with one combined regex over every URL pattern.
+
+    Each distinct pattern is one alternative in its own group, so `lastgroup` names the
+    pattern that matched, and only the routes of that pattern (one per method) are asked
+    for the full match with parameters. Unrelated paths cost one failed regex match.
+    """
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(routes)
-        # Named groups would clash across the alternation; the combined pattern only needs
-        # to say yes or no, the per-route match then extracts the parameters.
-        parts = [re.sub(r"\(\?P<[^>]+>", "(?:", r.path_regex.pattern) for r in self.routes]
-        self._any = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+        by_pattern: dict[str, list[Route]] = {}
+        for route in self.routes:
+            by_pattern.setdefault(route.path_regex.pattern, []).append(route)
+        self._candidates: dict[str, tuple[Route, ...]] = {}
+        parts = []
+        for index, (pattern, group) in enumerate(by_pattern.items()):
+            # Named groups would clash across the alternation; the route's own regex
+            # extracts the parameters afterwards.
+            bare = re.sub(r"\(\?P<[^>]+>", "(?:", pattern)
+            parts.append(f"(?P<p{index}>{bare})")
+            self._candidates[f"p{index}"] = tuple(group)
+        self._any = re.compile("|".join(parts)) if parts else None
 
     def match(self, scope: dict[str, Any]) -> tuple[Route, dict[str, Any]] | None:
         """(route, child scope) for a full match of path and method; None sends it to legacy."""
-        if self._any is None or self._any.match(scope["path"]) is None:
+        if self._any is None:
             return None
+        found = self._any.match(route_path(scope))
+        if found is None:
+            return None
+        for route in self._candidates[found.lastgroup or ""]:
+            kind, child = route.matches(scope)
+            if kind is Match.FULL:
+                return route, child
+        # Another pattern may match the same path with this method (overlapping patterns
+        # such as {name} and a literal segment): ask every route before giving up.
         for route in self.routes:
             kind, child = route.matches(scope)
             if kind is Match.FULL:
