@@ -74,24 +74,29 @@ class FlaskSessionUser:
         self.serializer = flask_app.session_interface.get_signing_serializer(flask_app)
         self.max_age_s = int(flask_app.permanent_session_lifetime.total_seconds())
         self.user_key = user_key
-        self._cache: dict[str, str | None] = {}
+        self._cache: dict[bytes, str | None] = {}
 
     def session_user(self, scope: Scope) -> str | None:
-        value = cookie(scope, self.cookie_name)
-        if value is None or self.serializer is None:
+        raw = header(scope, b"cookie")
+        if raw is None or self.serializer is None:
             return None
-        cached = self._cache.get(value, False)
+        # Keyed by the raw Cookie header: a returning browser costs one dict lookup, with
+        # no parsing and no signature check.
+        cached = self._cache.get(raw, False)
         if cached is not False:
             return cached  # type: ignore[return-value]
-        try:
-            data = self.serializer.loads(value, max_age=self.max_age_s)
-        except BadSignature:
-            data = {}
+        value = cookie(scope, self.cookie_name)
+        data: Any = {}
+        if value is not None:
+            try:
+                data = self.serializer.loads(value, max_age=self.max_age_s)
+            except BadSignature:
+                data = {}
         user = data.get(self.user_key) if isinstance(data, dict) else None
         key = None if user is None else f"u:{user}"
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
-        self._cache[value] = key
+        self._cache[raw] = key
         return key
 
     def __call__(self, scope: Scope) -> str | None:
