@@ -155,4 +155,7 @@ def register_error_handlers(app: Flask) -> None:
 def _page_error(status: int, message: str) -> Any:
     from flask import render_template
 
+    # When resolving the user is what failed (database down), the template's `actor` would
+    # resolve it again and raise inside this handler: the visitor got a bare text 500.
+    g.setdefault("actor", None)
     return render_template("error.html", status=status, message=message), status

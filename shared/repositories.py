@@ -29,6 +29,10 @@ def _is_id(value: int) -> bool:
 
 async def _paginate(session: AsyncSession, query: Select[Any], page: PageRequest) -> Page[Any]:
     total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    if page.offset >= (total or 0):
+        # Past the end there is nothing to read; and an offset beyond 2**63 (page=10**20)
+        # cannot even be bound by either database: it was a 500 instead of an empty page.
+        return Page([], page.page, page.per_page, total or 0)
     rows = await session.scalars(query.limit(page.per_page).offset(page.offset))
     return Page(list(rows), page.page, page.per_page, total or 0)
 

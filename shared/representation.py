@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from shared.models import ActionLog, Appointment, ArchiveConfiguration, AuditLog, Calendar, User
@@ -12,9 +12,9 @@ def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
     """ISO 8601 with offset, to the second, in `tz` (UTC when not given)."""
     if moment is None:
         return None
-    if tz is not None:
-        moment = moment.astimezone(tz)
-    return moment.isoformat(timespec="seconds")
+    # Always convert: a value just written still carries the offset it was sent with, so a
+    # create or run answered "+01:00" where every later read of it answers "+00:00".
+    return moment.astimezone(tz or UTC).isoformat(timespec="seconds")
 
 
 def user_json(user: User) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +18,10 @@ from shared.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, PageRequest
 CALENDAR_ROLES = ("source", "archive")
 PROVIDERS = ("local", "graph")
 _MISSING: Any = object()
+# Instants are stored in UTC and shown in any zone (offsets stay under a day), so one within
+# a day of datetime's limits would overflow on the way: a 500 instead of a 422.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
 
 
 class _Problems:
@@ -70,11 +74,25 @@ def parse_instant(value: Any, tz: ZoneInfo, *, end_of_day: bool = False) -> date
             day = date.fromisoformat(value)
             if end_of_day:
                 day += timedelta(days=1)
-            return datetime.combine(day, time(), tz)
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime.combine(day, time(), tz)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range (years 0001 to 9999)") from None
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO 8601 date or datetime") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    return _in_range(moment if moment.tzinfo is not None else moment.replace(tzinfo=tz), value)
+
+
+def _in_range(moment: datetime, value: str) -> datetime:
+    """`moment` itself when it can be stored (as UTC) and shown in any zone; ValueError if not."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not _EARLIEST <= utc <= _LATEST:
+        raise ValueError(f"{value!r} is out of range (years 0001 to 9999)")
+    return moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +198,8 @@ def text(max_length: int, *, allow_empty: bool = False) -> Callable[[Any], str]:
         value = value.strip()
         if not value and not allow_empty:
             raise ValueError("must not be empty")
+        if "\x00" in value:  # PostgreSQL cannot store NUL in text: a 500 there, not a 422
+            raise ValueError("must not contain NUL characters")
         if len(value) > max_length:
             raise ValueError(f"must be at most {max_length} characters, got {len(value)}")
         return value
@@ -228,6 +248,8 @@ def string_list(max_items: int = 50, max_length: int = 100) -> Callable[[Any], l
         cleaned = [v.strip() for v in value if v.strip()]
         if any(len(v) > max_length for v in cleaned):
             raise ValueError(f"items must be at most {max_length} characters")
+        if any("\x00" in v for v in cleaned):
+            raise ValueError("items must not contain NUL characters")
         return list(dict.fromkeys(cleaned))
 
     return convert
@@ -243,7 +265,7 @@ def aware_datetime(value: Any) -> datetime:
         raise ValueError(f"{value!r} is not an ISO 8601 datetime") from None
     if moment.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset (add one, e.g. +02:00 or Z)")
-    return moment
+    return _in_range(moment, value)
 
 
 def timezone_name(value: Any) -> str:

@@ -1,0 +1,192 @@
+"""`load_settings` over plain dict environments: defaults, every invalid value, the secret key."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings, load_settings, normalize_database_url
+from shared.errors import ConfigError
+
+KEY = "k" * 32
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+def load(var_dir: Path, **environ: str) -> Settings:
+    """Settings for `environ`, always with the test's own var dir (the dev key lands there)."""
+    return load_settings({"AA_VAR_DIR": str(var_dir), **environ})
+
+
+def test_defaults(var_dir: Path) -> None:
+    settings = load(var_dir, AA_SECRET_KEY=KEY)
+    assert settings.env == "development"
+    assert settings.database_url == f"sqlite+aiosqlite:///{var_dir.resolve()}/admin_assistant.db"
+    assert settings.is_sqlite and not settings.is_production
+    assert settings.secret_key == KEY
+    assert settings.flags_file == Path("feature_flags.yaml").resolve()
+    assert settings.calendar_provider == "local"
+    assert settings.graph_url is None and settings.graph_token is None
+    assert settings.var_dir == var_dir.resolve()
+    assert (settings.db_pool_size, settings.db_max_overflow) == (10, 5)
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.wsgi_threads == 12
+    assert (settings.graph_timeout_s, settings.graph_max_retries) == (10.0, 3)
+    assert settings.flags_poll_s == 0.25
+    assert (settings.retire_after_days, settings.stats_retention_days) == (7, 7)
+
+
+def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
+    settings = load(
+        var_dir,
+        AA_ENV="production",
+        AA_SECRET_KEY=KEY,
+        AA_DATABASE_URL="postgresql://aa@db.internal/aa",
+        AA_FLAGS_FILE=str(tmp_path / "flags.yaml"),
+        AA_CALENDAR_PROVIDER="graph",
+        AA_GRAPH_URL="https://graph.example/v1.0/",
+        AA_GRAPH_TOKEN="graph-token",
+        AA_DB_POOL_SIZE="3",
+        AA_DB_MAX_OVERFLOW="0",
+        AA_MAX_BODY_BYTES="2048",
+        AA_WSGI_THREADS="9",
+        AA_GRAPH_TIMEOUT_S="2.5",
+        AA_GRAPH_MAX_RETRIES="0",
+        AA_FLAGS_POLL_S="1",
+        AA_RETIRE_AFTER_DAYS="30",
+        AA_STATS_RETENTION_DAYS="14",
+    )
+    assert settings.is_production and not settings.is_sqlite
+    assert settings.database_url == "postgresql+asyncpg://aa@db.internal/aa"
+    assert settings.flags_file == tmp_path / "flags.yaml"
+    assert settings.calendar_provider == "graph"
+    assert settings.graph_url == "https://graph.example/v1.0"  # trailing slash dropped
+    assert settings.graph_token == "graph-token"
+    assert (settings.db_pool_size, settings.db_max_overflow, settings.wsgi_threads) == (3, 0, 9)
+    assert settings.max_body_bytes == 2048
+    assert (settings.graph_timeout_s, settings.graph_max_retries) == (2.5, 0)
+    assert settings.flags_poll_s == 1.0
+    assert (settings.retire_after_days, settings.stats_retention_days) == (30, 14)
+
+
+def test_wsgi_threads_follow_the_pool_size_by_default(var_dir: Path) -> None:
+    assert load(var_dir, AA_SECRET_KEY=KEY, AA_DB_POOL_SIZE="4").wsgi_threads == 6
+
+
+def test_empty_values_mean_the_default(var_dir: Path) -> None:
+    settings = load(
+        var_dir,
+        AA_SECRET_KEY=KEY,
+        AA_DB_POOL_SIZE="",
+        AA_GRAPH_TIMEOUT_S="",
+        AA_DATABASE_URL="",
+        AA_GRAPH_URL="",
+    )
+    assert settings.db_pool_size == 10
+    assert settings.graph_timeout_s == 10.0
+    assert settings.is_sqlite
+    assert settings.graph_url is None
+
+
+def test_settings_are_frozen(var_dir: Path) -> None:
+    settings = load(var_dir, AA_SECRET_KEY=KEY)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.env = "production"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AA_ENV", "staging", r"AA_ENV='staging' is not valid \(expected one of development, "),
+        ("AA_CALENDAR_PROVIDER", "outlook", r"AA_CALENDAR_PROVIDER='outlook' is not valid"),
+        ("AA_GRAPH_URL", "ftp://graph.example", r"AA_GRAPH_URL='ftp://graph.example' must be an"),
+        ("AA_DATABASE_URL", "mysql://db/aa", r"AA_DATABASE_URL scheme 'mysql' is not supported"),
+        ("AA_DB_POOL_SIZE", "ten", r"AA_DB_POOL_SIZE='ten' is not a whole number"),
+        ("AA_DB_POOL_SIZE", "0", r"AA_DB_POOL_SIZE=0 is too small \(minimum 1\)"),
+        ("AA_DB_MAX_OVERFLOW", "-1", r"AA_DB_MAX_OVERFLOW=-1 is too small \(minimum 0\)"),
+        ("AA_MAX_BODY_BYTES", "100", r"AA_MAX_BODY_BYTES=100 is too small \(minimum 1024\)"),
+        ("AA_MAX_BODY_BYTES", "1.5", r"AA_MAX_BODY_BYTES='1.5' is not a whole number"),
+        ("AA_WSGI_THREADS", "0", r"AA_WSGI_THREADS=0 is too small"),
+        ("AA_GRAPH_TIMEOUT_S", "soon", r"AA_GRAPH_TIMEOUT_S='soon' is not a number"),
+        ("AA_GRAPH_TIMEOUT_S", "0", r"AA_GRAPH_TIMEOUT_S=0.0 must be greater than zero"),
+        ("AA_GRAPH_MAX_RETRIES", "-1", r"AA_GRAPH_MAX_RETRIES=-1 is too small"),
+        ("AA_FLAGS_POLL_S", "-0.5", r"AA_FLAGS_POLL_S=-0.5 must be greater than zero"),
+        ("AA_RETIRE_AFTER_DAYS", "0", r"AA_RETIRE_AFTER_DAYS=0 is too small"),
+        ("AA_STATS_RETENTION_DAYS", "3", r"AA_STATS_RETENTION_DAYS=3 is too small \(minimum 7\)"),
+        ("AA_SECRET_KEY", "short", r"AA_SECRET_KEY is too short"),
+    ],
+)
+def test_an_invalid_value_names_its_variable(
+    var_dir: Path, variable: str, value: str, message: str
+) -> None:
+    environ = {"AA_SECRET_KEY": KEY, variable: value}
+    with pytest.raises(ConfigError, match=message):
+        load(var_dir, **environ)
+
+
+def test_the_graph_provider_needs_a_graph_url(var_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="AA_CALENDAR_PROVIDER=graph needs AA_GRAPH_URL"):
+        load(var_dir, AA_SECRET_KEY=KEY, AA_CALENDAR_PROVIDER="graph")
+
+
+@pytest.mark.parametrize("key", [None, ""])
+def test_production_requires_a_secret_key(var_dir: Path, key: str | None) -> None:
+    environ = (
+        {"AA_ENV": "production"} if key is None else {"AA_ENV": "production", "AA_SECRET_KEY": key}
+    )
+    with pytest.raises(ConfigError, match="AA_SECRET_KEY is required when AA_ENV=production"):
+        load(var_dir, **environ)
+    assert not (var_dir / "secret_key").exists()
+
+
+def test_development_generates_a_key_once_and_reuses_it(
+    var_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="shared.config"):
+        first = load(var_dir).secret_key
+    assert "AA_SECRET_KEY is not set; generated a development key" in caplog.text
+    key_file = var_dir / "secret_key"
+    assert key_file.read_text() == first
+    assert len(first) >= 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="shared.config"):
+        second = load(var_dir, AA_ENV="testing").secret_key
+    assert second == first
+    assert caplog.text == ""  # reused silently
+
+
+def test_an_explicit_key_wins_over_the_generated_one(var_dir: Path) -> None:
+    generated = load(var_dir).secret_key
+    assert load(var_dir, AA_SECRET_KEY=KEY).secret_key == KEY != generated
+
+
+@pytest.mark.parametrize(
+    ("url", "normalized"),
+    [
+        ("sqlite:///var/app.db", "sqlite+aiosqlite:///var/app.db"),
+        ("sqlite:////abs/app.db", "sqlite+aiosqlite:////abs/app.db"),
+        ("sqlite+aiosqlite:///var/app.db", "sqlite+aiosqlite:///var/app.db"),
+        ("postgresql://u:p@host:5432/db", "postgresql+asyncpg://u:p@host:5432/db"),
+        ("postgres://u@host/db", "postgresql+asyncpg://u@host/db"),
+        ("postgresql+asyncpg://u@host/db", "postgresql+asyncpg://u@host/db"),
+    ],
+)
+def test_database_urls_are_mapped_to_async_drivers(url: str, normalized: str) -> None:
+    assert normalize_database_url(url) == normalized
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg2://u@host/db", "mysql://u@host/db", "db.sqlite"]
+)
+def test_other_database_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"AA_DATABASE_URL scheme .* is not supported"):
+        normalize_database_url(url)
