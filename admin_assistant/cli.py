@@ -49,8 +49,10 @@ def _execute(command: Callable[[Runtime], Awaitable[T]]) -> T:
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """Archive calendar appointments; operate the gateway and its rollout flags."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 @main.command()
@@ -73,8 +75,14 @@ def serve(host: str, port: int, workers: int) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
-    uvicorn.run("asgi_gateway.app:app", host=host, port=port, workers=workers,
-                lifespan="on", timeout_graceful_shutdown=30)
+    uvicorn.run(
+        "asgi_gateway.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+    )
 
 
 def _register_subcommands() -> None:
@@ -84,6 +92,7 @@ def _register_subcommands() -> None:
 
 
 # -- db ----------------------------------------------------------------------------------------
+
 
 @main.group()
 def db() -> None:
@@ -117,6 +126,7 @@ def db_seed(demo: bool) -> None:
 
 
 # -- users and tokens --------------------------------------------------------------------------
+
 
 @main.group()
 def users() -> None:
@@ -159,6 +169,7 @@ def tokens_create(email: str, name: str) -> None:
 
 # -- archive -----------------------------------------------------------------------------------
 
+
 @main.group()
 def archive() -> None:
     """Archive runs."""
@@ -175,8 +186,9 @@ def archive_run(config_id: int, start: str | None, end: str | None) -> None:
     async def command(runtime: Runtime) -> dict[str, Any]:
         bar = _ProgressBar()
         try:
-            return await runtime.services.archive.run(None, config_id, on_progress=bar.update,
-                                                      **window)
+            return await runtime.services.archive.run(
+                None, config_id, on_progress=bar.update, **window
+            )
         finally:
             bar.close()
 

@@ -68,11 +68,17 @@ def flags_list() -> None:
         for endpoint in sorted(known):
             flag = state.flags.get(endpoint) or declared.declared(endpoint)
             want = declared.declared(endpoint)
-            drift = "yes" if (flag.mode, flag.percent, flag.sticky_by) != (
-                want.mode, want.percent, want.sticky_by) else ""
+            drift = (
+                "yes"
+                if (flag.mode, flag.percent, flag.sticky_by)
+                != (want.mode, want.percent, want.sticky_by)
+                else ""
+            )
             percent = f"{flag.percent:g}" if flag.mode == "canary" else "-"
-            click.echo(f"{endpoint:32} {'yes' if endpoint in twins else 'no':5} {flag.mode:7} "
-                       f"{percent:>7} {flag.sticky_by:12} {drift}")
+            click.echo(
+                f"{endpoint:32} {'yes' if endpoint in twins else 'no':5} {flag.mode:7} "
+                f"{percent:>7} {flag.sticky_by:12} {drift}"
+            )
         click.echo(f"(version {state.version})")
 
     _run(command)
@@ -90,9 +96,17 @@ def flags_show(endpoint: str) -> None:
         declared = _declared(runtime, known, twins)
         state = await store.load()
         flag = state.flags.get(endpoint) or declared.declared(endpoint)
-        click.echo(json.dumps({"runtime": flag.to_dict(),
-                               "declared": declared.declared(endpoint).to_dict(),
-                               "has_twin": endpoint in twins, "version": state.version}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "runtime": flag.to_dict(),
+                    "declared": declared.declared(endpoint).to_dict(),
+                    "has_twin": endpoint in twins,
+                    "version": state.version,
+                },
+                indent=2,
+            )
+        )
 
     _run(command)
 
@@ -103,8 +117,9 @@ def flags_show(endpoint: str) -> None:
 @click.option("--percent", type=float, help="Canary share 0-100 (two decimals).")
 @click.option("--sticky-by", help="user | session | ip | header:<Name> | random")
 @click.option("--reason", required=True, help="Why: kept in the audit trail.")
-def flags_set(endpoint: str, mode: str, percent: float | None, sticky_by: str | None,
-              reason: str) -> None:
+def flags_set(
+    endpoint: str, mode: str, percent: float | None, sticky_by: str | None, reason: str
+) -> None:
     """Flip one endpoint at runtime; every worker follows within a second."""
     if not reason.strip():
         raise_click("--reason must not be empty")
@@ -113,18 +128,28 @@ def flags_set(endpoint: str, mode: str, percent: float | None, sticky_by: str | 
         known, twins = _endpoints(runtime)
         declared = _declared(runtime, known, twins)
         state = await store.load()
-        base = state.flags.get(endpoint) or (declared.declared(endpoint)
-                                             if endpoint in known else None)
+        base = state.flags.get(endpoint) or (
+            declared.declared(endpoint) if endpoint in known else None
+        )
         try:
-            flag = make_flag(endpoint, mode=mode, percent=percent, sticky_by=sticky_by,
-                             base=base, known=known, twins=twins)
+            flag = make_flag(
+                endpoint,
+                mode=mode,
+                percent=percent,
+                sticky_by=sticky_by,
+                base=base,
+                known=known,
+                twins=twins,
+            )
         except FlagError as exc:
             raise_click(exc.message)
         before, after = await store.set_flag(flag, actor=_actor(), reason=reason.strip())
         was = f"{before.mode} {before.percent:g}%" if before else "unset"
-        click.echo(f"{endpoint}: {was} -> {after.mode}"
-                   f"{f' {after.percent:g}%' if after.mode == 'canary' else ''} "
-                   f"(sticky by {after.sticky_by})")
+        click.echo(
+            f"{endpoint}: {was} -> {after.mode}"
+            f"{f' {after.percent:g}%' if after.mode == 'canary' else ''} "
+            f"(sticky by {after.sticky_by})"
+        )
 
     _run(command)
 
@@ -139,9 +164,11 @@ def flags_history(endpoint: str | None, limit: int) -> None:
         for entry in await store.history(endpoint, limit=limit):
             before = entry.before or {}
             after = entry.after or {}
-            click.echo(f"{entry.created_at:%Y-%m-%d %H:%M:%S} {entry.endpoint} {entry.action} by "
-                       f"{entry.actor}: {before.get('mode', '-')} {before.get('percent', '')} -> "
-                       f"{after.get('mode', '-')} {after.get('percent', '')} ({entry.reason})")
+            click.echo(
+                f"{entry.created_at:%Y-%m-%d %H:%M:%S} {entry.endpoint} {entry.action} by "
+                f"{entry.actor}: {before.get('mode', '-')} {before.get('percent', '')} -> "
+                f"{after.get('mode', '-')} {after.get('percent', '')} ({entry.reason})"
+            )
 
     _run(command)
 
@@ -177,8 +204,9 @@ def flags_export() -> None:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(new_text)
         os.replace(tmp, path)
-        await store.mark_exported({e: f.fingerprint() for e, f in exported.flags.items()
-                                   if e in state.flags})
+        await store.mark_exported(
+            {e: f.fingerprint() for e, f in exported.flags.items() if e in state.flags}
+        )
         click.echo(f"wrote {path}")
 
     _run(command)

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 
 
-def error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
-          ) -> JSONResponse:
+def error(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
     """The error shape of DESIGN.md."""
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
@@ -44,8 +45,14 @@ async def require_admin(gateway: Gateway, request: Request) -> Principal:
         principal = None
         raise AdminError(error(401, "unauthorized", "invalid credentials")) from None
     if principal is None:
-        raise AdminError(error(401, "unauthorized", "authentication required: send "
-                               "'Authorization: Bearer <admin token>' or sign in as an admin"))
+        raise AdminError(
+            error(
+                401,
+                "unauthorized",
+                "authentication required: send "
+                "'Authorization: Bearer <admin token>' or sign in as an admin",
+            )
+        )
     if not principal.is_admin:
         raise AdminError(error(403, "forbidden", f"{principal.name} is not an admin"))
     return principal
@@ -80,10 +87,11 @@ def admin_router(gateway: Gateway, *, extra_routes: Sequence[Route] = ()) -> Rou
 
     async def list_flags(request: Request, principal: Principal) -> Response:
         state = await _store(gateway).load()
-        data = [flag_view(gateway, endpoint, state.flags.get(endpoint))
-                for endpoint in sorted(gateway.endpoints)]
-        return JSONResponse({"data": data, "meta": {"version": state.version,
-                                                    "total": len(data)}})
+        data = [
+            flag_view(gateway, endpoint, state.flags.get(endpoint))
+            for endpoint in sorted(gateway.endpoints)
+        ]
+        return JSONResponse({"data": data, "meta": {"version": state.version, "total": len(data)}})
 
     async def get_flag(request: Request, principal: Principal) -> Response:
         endpoint = request.path_params["endpoint"]
@@ -99,15 +107,29 @@ def admin_router(gateway: Gateway, *, extra_routes: Sequence[Route] = ()) -> Rou
         body = await _json_object(request)
         unknown = set(body) - {"mode", "percent", "sticky_by", "reason"}
         if unknown:
-            return error(422, "validation_error", f"unknown field {sorted(unknown)[0]!r}",
-                         [{"field": k, "message": "unknown field"} for k in sorted(unknown)])
+            return error(
+                422,
+                "validation_error",
+                f"unknown field {sorted(unknown)[0]!r}",
+                [{"field": k, "message": "unknown field"} for k in sorted(unknown)],
+            )
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            return error(422, "validation_error", "a reason is required for every flag change",
-                         [{"field": "reason", "message": "is required"}])
-        flip = await change_flag(gateway, endpoint, body.get("mode"), body.get("percent"),
-                                 body.get("sticky_by"), actor=principal.name,
-                                 reason=reason.strip())
+            return error(
+                422,
+                "validation_error",
+                "a reason is required for every flag change",
+                [{"field": "reason", "message": "is required"}],
+            )
+        flip = await change_flag(
+            gateway,
+            endpoint,
+            body.get("mode"),
+            body.get("percent"),
+            body.get("sticky_by"),
+            actor=principal.name,
+            reason=reason.strip(),
+        )
         return JSONResponse(flip)
 
     async def audit(request: Request, principal: Principal) -> Response:
@@ -115,10 +137,15 @@ def admin_router(gateway: Gateway, *, extra_routes: Sequence[Route] = ()) -> Rou
         try:
             limit = min(max(int(params.get("limit", "100")), 1), 1000)
         except ValueError:
-            return error(422, "validation_error", "limit must be a whole number",
-                         [{"field": "limit", "message": "must be a whole number"}])
-        entries = await _store(gateway).history(params.get("endpoint") or None, limit=limit,
-                                                actor=params.get("actor") or None)
+            return error(
+                422,
+                "validation_error",
+                "limit must be a whole number",
+                [{"field": "limit", "message": "must be a whole number"}],
+            )
+        entries = await _store(gateway).history(
+            params.get("endpoint") or None, limit=limit, actor=params.get("actor") or None
+        )
         return JSONResponse({"data": [e.to_dict() for e in entries]})
 
     async def readyz(request: Request) -> Response:
@@ -138,8 +165,13 @@ def admin_router(gateway: Gateway, *, extra_routes: Sequence[Route] = ()) -> Rou
                 return exc.response
             except FlagError as exc:
                 status = 404 if isinstance(exc, UnknownEndpoint) else 422
-                return error(status, "validation_error" if status == 422 else "not_found",
-                             exc.message, [{"field": exc.field or "flag", "message": exc.message}])
+                return error(
+                    status,
+                    "validation_error" if status == 422 else "not_found",
+                    exc.message,
+                    [{"field": exc.field or "flag", "message": exc.message}],
+                )
+
         return endpoint
 
     routes = [
@@ -156,26 +188,46 @@ def admin_router(gateway: Gateway, *, extra_routes: Sequence[Route] = ()) -> Rou
 
     async def not_found(scope: Any, receive: Any, send: Any) -> None:
         await error(404, "not_found", f"no rollout page or API at {scope['path']}")(
-            scope, receive, send)
+            scope, receive, send
+        )
 
     router.default = not_found  # type: ignore[assignment]
     return router
 
 
-async def change_flag(gateway: Gateway, endpoint: str, mode: Any, percent: Any, sticky_by: Any,
-                      *, actor: str, reason: str, action: str = "set") -> dict[str, Any]:
+async def change_flag(
+    gateway: Gateway,
+    endpoint: str,
+    mode: Any,
+    percent: Any,
+    sticky_by: Any,
+    *,
+    actor: str,
+    reason: str,
+    action: str = "set",
+) -> dict[str, Any]:
     """The one audited path for a runtime flip (admin API, dashboard, guard)."""
     store = _store(gateway)
     state = await store.load()
-    base = state.flags.get(endpoint) or (gateway.declared.declared(endpoint)
-                                         if gateway.declared else None)
-    flag = make_flag(endpoint, mode=mode, percent=percent, sticky_by=sticky_by, base=base,
-                     known=gateway.endpoints.keys(), twins=gateway.twins)
+    base = state.flags.get(endpoint) or (
+        gateway.declared.declared(endpoint) if gateway.declared else None
+    )
+    flag = make_flag(
+        endpoint,
+        mode=mode,
+        percent=percent,
+        sticky_by=sticky_by,
+        base=base,
+        known=gateway.endpoints.keys(),
+        twins=gateway.twins,
+    )
     before, after = await store.set_flag(flag, actor=actor, reason=reason, action=action)
     if gateway.refresher is not None:
         await gateway.refresher.refresh()  # this worker sees its own flip at once
-    return {"before": before.to_dict() if before else None,
-            "after": flag_view(gateway, endpoint, after)}
+    return {
+        "before": before.to_dict() if before else None,
+        "after": flag_view(gateway, endpoint, after),
+    }
 
 
 def _store(gateway: Gateway) -> Any:
@@ -186,19 +238,30 @@ def _store(gateway: Gateway) -> Any:
 
 async def _json_object(request: Request) -> dict[str, Any]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise AdminError(error(415, "unsupported_media_type",
-                               "send the body as JSON with 'Content-Type: application/json'"))
+        raise AdminError(
+            error(
+                415,
+                "unsupported_media_type",
+                "send the body as JSON with 'Content-Type: application/json'",
+            )
+        )
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_ADMIN_BODY_BYTES:
-            raise AdminError(error(413, "payload_too_large",
-                                   f"request body too large (limit {MAX_ADMIN_BODY_BYTES} bytes)"))
+            raise AdminError(
+                error(
+                    413,
+                    "payload_too_large",
+                    f"request body too large (limit {MAX_ADMIN_BODY_BYTES} bytes)",
+                )
+            )
     try:
         data = json.loads(body)
     except ValueError as exc:
-        raise AdminError(error(400, "malformed_json", f"request body is not valid JSON: {exc}")
-                         ) from None
+        raise AdminError(
+            error(400, "malformed_json", f"request body is not valid JSON: {exc}")
+        ) from None
     if not isinstance(data, dict):
         raise AdminError(error(400, "malformed_json", "request body must be a JSON object"))
     return data

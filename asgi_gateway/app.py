@@ -46,7 +46,9 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
     return build_gateway(
         flask_app,
         routes,
-        FlagSource(settings.flags_file, settings.database_url, poll_interval_s=settings.flags_poll_s),
+        FlagSource(
+            settings.flags_file, settings.database_url, poll_interval_s=settings.flags_poll_s
+        ),
         authenticate=authenticate,
         lifespan=lifespan,
         wsgi_threads=settings.wsgi_threads,

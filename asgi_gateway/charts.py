@@ -14,9 +14,16 @@ class Line:
     points: Sequence[tuple[float, float | None]]  # (x, y); y None leaves a gap
 
 
-def line_chart(lines: Sequence[Line], *, x_range: tuple[float, float], y_max: float | None = None,
-               y_label: str = "", width: int = 600, height: int = 160,
-               percent: bool = False) -> str:
+def line_chart(
+    lines: Sequence[Line],
+    *,
+    x_range: tuple[float, float],
+    y_max: float | None = None,
+    y_label: str = "",
+    width: int = 600,
+    height: int = 160,
+    percent: bool = False,
+) -> str:
     """An accessible SVG line chart; `percent` formats the y axis as 0-100%."""
     pad_l, pad_r, pad_t, pad_b = 44, 8, 10, 20
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
@@ -42,7 +49,7 @@ def line_chart(lines: Sequence[Line], *, x_range: tuple[float, float], y_max: fl
         f'<line x1="{pad_l}" y1="{pad_t}" x2="{width - pad_r}" y2="{pad_t}" stroke="#eaeef2"/>',
         f'<text x="{pad_l - 4}" y="{pad_t + 4}" text-anchor="end" font-size="10">{fmt(top)}</text>',
         f'<text x="{pad_l - 4}" y="{pad_t + plot_h}" text-anchor="end" font-size="10">'
-        f'{fmt(0)}</text>',
+        f"{fmt(0)}</text>",
     ]
     for line in lines:
         segments: list[list[str]] = [[]]
@@ -56,17 +63,23 @@ def line_chart(lines: Sequence[Line], *, x_range: tuple[float, float], y_max: fl
                 cx, cy = seg[0].split(",")
                 parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{line.color}"/>')
             elif seg:
-                parts.append(f'<polyline fill="none" stroke="{line.color}" stroke-width="1.5" '
-                             f'points="{" ".join(seg)}"/>')
+                parts.append(
+                    f'<polyline fill="none" stroke="{line.color}" stroke-width="1.5" '
+                    f'points="{" ".join(seg)}"/>'
+                )
     legend_x = pad_l
     for line in lines:
-        parts.append(f'<rect x="{legend_x}" y="{height - 10}" width="10" height="3" '
-                     f'fill="{line.color}"/>')
-        parts.append(f'<text x="{legend_x + 14}" y="{height - 6}" font-size="10">'
-                     f'{escape(line.label)}</text>')
+        parts.append(
+            f'<rect x="{legend_x}" y="{height - 10}" width="10" height="3" fill="{line.color}"/>'
+        )
+        parts.append(
+            f'<text x="{legend_x + 14}" y="{height - 6}" font-size="10">{escape(line.label)}</text>'
+        )
         legend_x += 20 + 7 * len(line.label)
     if not ys:
-        parts.append(f'<text x="{pad_l + plot_w / 2}" y="{pad_t + plot_h / 2}" '
-                     'text-anchor="middle" font-size="12" fill="#57606a">no traffic yet</text>')
+        parts.append(
+            f'<text x="{pad_l + plot_w / 2}" y="{pad_t + plot_h / 2}" '
+            'text-anchor="middle" font-size="12" fill="#57606a">no traffic yet</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

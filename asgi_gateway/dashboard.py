@@ -38,8 +38,9 @@ _templates = Environment(
 _COLORS = {"legacy": "#8250df", "async": "#1a7f37", "share": "#0969da"}
 
 
-def dashboard_routes(gateway: Gateway, *, login_path: str = "/login",
-                     retire_after_days: int = 7) -> list[Route]:
+def dashboard_routes(
+    gateway: Gateway, *, login_path: str = "/login", retire_after_days: int = 7
+) -> list[Route]:
     """Routes of the dashboard; anonymous visitors are sent to `login_path` and back."""
 
     async def page(request: Request, render: Any) -> Response:
@@ -47,15 +48,23 @@ def dashboard_routes(gateway: Gateway, *, login_path: str = "/login",
             principal = await require_admin(gateway, request)
         except AdminError as exc:
             if exc.response.status_code == 401:
-                target = quote(request.url.path + (f"?{request.url.query}"
-                                                   if request.url.query else ""))
+                target = quote(
+                    request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                )
                 return RedirectResponse(f"{login_path}?next={target}", status_code=303)
-            return _html("denied.html", {"message": "The rollout dashboard is for admins only."},
-                         status=403)
+            return _html(
+                "denied.html", {"message": "The rollout dashboard is for admins only."}, status=403
+            )
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
         response = await render(request, principal, token)
-        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
-                            path="/_rollout", secure=request.url.scheme == "https")
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            path="/_rollout",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     async def board(request: Request) -> Response:
@@ -73,8 +82,12 @@ def dashboard_routes(gateway: Gateway, *, login_path: str = "/login",
 
         async def render(request: Request, principal: Principal, token: str) -> Response:
             context = await endpoint_data(gateway, endpoint, retire_after_days)
-            context.update(principal=principal, csrf=token, modes=MODES,
-                           error=request.query_params.get("error"))
+            context.update(
+                principal=principal,
+                csrf=token,
+                modes=MODES,
+                error=request.query_params.get("error"),
+            )
             return _html("endpoint.html", context)
 
         return await page(request, render)
@@ -86,8 +99,11 @@ def dashboard_routes(gateway: Gateway, *, login_path: str = "/login",
             form = await _form(request)
             sent = str(form.get("csrf_token", ""))
             if not sent or not hmac.compare_digest(sent, request.cookies.get(CSRF_COOKIE, "")):
-                return _html("denied.html", {"message": "The form has expired; reload the page "
-                                             "and try again."}, status=400)
+                return _html(
+                    "denied.html",
+                    {"message": "The form has expired; reload the page and try again."},
+                    status=400,
+                )
             mode = str(form.get("mode", ""))
             percent_raw = str(form.get("percent", "")).strip()
             reason = str(form.get("reason", "")).strip()
@@ -101,13 +117,22 @@ def dashboard_routes(gateway: Gateway, *, login_path: str = "/login",
             if form.get("confirm") != "yes":
                 state = await gateway.store.load()  # type: ignore[union-attr]
                 current = state.flags.get(endpoint) or _declared(gateway, endpoint)
-                return _html("confirm.html", {"endpoint": endpoint, "current": current,
-                                              "mode": mode, "percent": percent_raw,
-                                              "reason": reason, "csrf": token,
-                                              "principal": principal})
+                return _html(
+                    "confirm.html",
+                    {
+                        "endpoint": endpoint,
+                        "current": current,
+                        "mode": mode,
+                        "percent": percent_raw,
+                        "reason": reason,
+                        "csrf": token,
+                        "principal": principal,
+                    },
+                )
             try:
-                await change_flag(gateway, endpoint, mode, percent, None,
-                                  actor=principal.name, reason=reason)
+                await change_flag(
+                    gateway, endpoint, mode, percent, None, actor=principal.name, reason=reason
+                )
             except FlagError as exc:
                 return RedirectResponse(f"{back}?error={quote(exc.message)}", 303)
             return RedirectResponse(back, status_code=303)
@@ -120,13 +145,24 @@ def dashboard_routes(gateway: Gateway, *, login_path: str = "/login",
             since_key = params.get("since", "7d")
             since = _SINCE.get(since_key)
             entries = await gateway.store.history(  # type: ignore[union-attr]
-                params.get("endpoint") or None, actor=params.get("actor") or None,
-                since=datetime.now(UTC) - since if since else None, limit=500)
-            return _html("audit.html", {"entries": entries, "principal": principal,
-                                        "endpoints": sorted(gateway.endpoints),
-                                        "filters": {"endpoint": params.get("endpoint", ""),
-                                                    "actor": params.get("actor", ""),
-                                                    "since": since_key}})
+                params.get("endpoint") or None,
+                actor=params.get("actor") or None,
+                since=datetime.now(UTC) - since if since else None,
+                limit=500,
+            )
+            return _html(
+                "audit.html",
+                {
+                    "entries": entries,
+                    "principal": principal,
+                    "endpoints": sorted(gateway.endpoints),
+                    "filters": {
+                        "endpoint": params.get("endpoint", ""),
+                        "actor": params.get("actor", ""),
+                        "since": since_key,
+                    },
+                },
+            )
 
         return await page(request, render)
 
@@ -153,13 +189,15 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(pairs)
 
 
-_SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
-          "all": None}
+_SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "all": None}
 
 
 def _html(template: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_templates.get_template(template).render(**context), status_code=status,
-                        headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        _templates.get_template(template).render(**context),
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _declared(gateway: Gateway, endpoint: str) -> Flag:
@@ -169,9 +207,13 @@ def _declared(gateway: Gateway, endpoint: str) -> Flag:
 def _side(totals: metrics.Totals | None, minutes: int) -> dict[str, Any]:
     if totals is None or not totals.requests:
         return {"requests": 0, "rpm": 0.0, "error_rate": None, "p50": None, "p95": None}
-    return {"requests": totals.requests, "rpm": totals.requests / minutes,
-            "error_rate": totals.error_rate, "p50": totals.percentile_ms(0.5),
-            "p95": totals.percentile_ms(0.95)}
+    return {
+        "requests": totals.requests,
+        "rpm": totals.requests / minutes,
+        "error_rate": totals.error_rate,
+        "p50": totals.percentile_ms(0.5),
+        "p95": totals.percentile_ms(0.95),
+    }
 
 
 async def board_data(gateway: Gateway, retire_after_days: int) -> dict[str, Any]:
@@ -183,10 +225,16 @@ async def board_data(gateway: Gateway, retire_after_days: int) -> dict[str, Any]
     last = await store.last_changes()
     now_min = int(time.time() // 60)
     hour = await metrics.totals(engine, now_min - 60)
-    async_mode = [e for e in gateway.endpoints
-                  if (state.flags.get(e) or _declared(gateway, e)).mode == "async"]
-    long_run = (await metrics.totals(engine, now_min - retire_after_days * 1440, async_mode)
-                if async_mode else {})
+    async_mode = [
+        e
+        for e in gateway.endpoints
+        if (state.flags.get(e) or _declared(gateway, e)).mode == "async"
+    ]
+    long_run = (
+        await metrics.totals(engine, now_min - retire_after_days * 1440, async_mode)
+        if async_mode
+        else {}
+    )
     rows = []
     total_async = total_all = 0
     for endpoint in sorted(gateway.endpoints):
@@ -198,19 +246,21 @@ async def board_data(gateway: Gateway, retire_after_days: int) -> dict[str, Any]
         total_async += n_async
         total_all += n_legacy + n_async
         change = last.get(endpoint)
-        rows.append({
-            "endpoint": endpoint,
-            "has_twin": endpoint in gateway.twins,
-            "flag": flag,
-            "drift": (flag.mode, flag.percent, flag.sticky_by)
-            != (declared.mode, declared.percent, declared.sticky_by),
-            "declared": declared,
-            "observed_async": n_async / (n_legacy + n_async) if n_legacy + n_async else None,
-            "legacy": _side(legacy, 60),
-            "async": _side(asynchronous, 60),
-            "last_change": change,
-            "hint": _hint(endpoint, flag, gateway, long_run, change, retire_after_days),
-        })
+        rows.append(
+            {
+                "endpoint": endpoint,
+                "has_twin": endpoint in gateway.twins,
+                "flag": flag,
+                "drift": (flag.mode, flag.percent, flag.sticky_by)
+                != (declared.mode, declared.percent, declared.sticky_by),
+                "declared": declared,
+                "observed_async": n_async / (n_legacy + n_async) if n_legacy + n_async else None,
+                "legacy": _side(legacy, 60),
+                "async": _side(asynchronous, 60),
+                "last_change": change,
+                "hint": _hint(endpoint, flag, gateway, long_run, change, retire_after_days),
+            }
+        )
     served_async = sum(1 for r in rows if r["flag"].mode == "async")
     share, errors = await _charts(engine, now_min - 60, 1, None)
     return {
@@ -222,20 +272,26 @@ async def board_data(gateway: Gateway, retire_after_days: int) -> dict[str, Any]
         "async_share": total_async / total_all if total_all else None,
         "share_chart": share,
         "error_chart": errors,
-        "wsgi": {"threads": gateway.wsgi_threads,
-                 "busy": min(gateway.legacy_inflight, gateway.wsgi_threads),
-                 "queued": max(0, gateway.legacy_inflight - gateway.wsgi_threads),
-                 "disconnects": sum(t.disconnects for (_, b), t in hour.items()
-                                    if b == "legacy")},
+        "wsgi": {
+            "threads": gateway.wsgi_threads,
+            "busy": min(gateway.legacy_inflight, gateway.wsgi_threads),
+            "queued": max(0, gateway.legacy_inflight - gateway.wsgi_threads),
+            "disconnects": sum(t.disconnects for (_, b), t in hour.items() if b == "legacy"),
+        },
         "problem": gateway.refresher.problem if gateway.refresher else None,
         "retire_after_days": retire_after_days,
         "generated_at": datetime.now(UTC).strftime("%H:%M:%S UTC"),
     }
 
 
-def _hint(endpoint: str, flag: Flag, gateway: Gateway,
-          long_run: dict[tuple[str, str], metrics.Totals], change: Any,
-          days: int) -> str | None:
+def _hint(
+    endpoint: str,
+    flag: Flag,
+    gateway: Gateway,
+    long_run: dict[tuple[str, str], metrics.Totals],
+    change: Any,
+    days: int,
+) -> str | None:
     if endpoint not in gateway.twins:
         return "needs twin"
     if flag.mode != "async" or change is None:
@@ -244,29 +300,51 @@ def _hint(endpoint: str, flag: Flag, gateway: Gateway,
         return None
     legacy = long_run.get((endpoint, "legacy"))
     served = long_run.get((endpoint, "async"))
-    if (legacy is None or legacy.requests == 0) and served is not None and served.requests and \
-            served.error_rate <= flag.guard.max_error_rate:
+    if (
+        (legacy is None or legacy.requests == 0)
+        and served is not None
+        and served.requests
+        and served.error_rate <= flag.guard.max_error_rate
+    ):
         return "legacy code removable"
     return None
 
 
-async def _charts(engine: Any, since_minute: int, step: int,
-                  endpoints: list[str] | None) -> tuple[Markup, Markup]:
+async def _charts(
+    engine: Any, since_minute: int, step: int, endpoints: list[str] | None
+) -> tuple[Markup, Markup]:
     points = await metrics.series(engine, since_minute, step, endpoints)
     x_range = (float(since_minute), float(int(time.time() // 60)))
-    share = [(p["minute"], p["async"][0] / (p["async"][0] + p["legacy"][0])
-              if p["async"][0] + p["legacy"][0] else None) for p in points]
-    errors = {b: [(p["minute"], p[b][1] / p[b][0] if p[b][0] else None) for p in points]
-              for b in ("legacy", "async")}
-    share_svg = line_chart([Line("async share", _COLORS["share"], share)], x_range=x_range,
-                           y_max=1.0, percent=True, y_label="share of traffic served async")
-    error_svg = line_chart([Line(b, _COLORS[b], errors[b]) for b in ("legacy", "async")],
-                           x_range=x_range, percent=True, y_label="error rate per backend")
-    return Markup(share_svg), Markup(error_svg)  # noqa: S704 - built from numbers and escaped labels
+    share = [
+        (
+            p["minute"],
+            p["async"][0] / (p["async"][0] + p["legacy"][0])
+            if p["async"][0] + p["legacy"][0]
+            else None,
+        )
+        for p in points
+    ]
+    errors = {
+        b: [(p["minute"], p[b][1] / p[b][0] if p[b][0] else None) for p in points]
+        for b in ("legacy", "async")
+    }
+    share_svg = line_chart(
+        [Line("async share", _COLORS["share"], share)],
+        x_range=x_range,
+        y_max=1.0,
+        percent=True,
+        y_label="share of traffic served async",
+    )
+    error_svg = line_chart(
+        [Line(b, _COLORS[b], errors[b]) for b in ("legacy", "async")],
+        x_range=x_range,
+        percent=True,
+        y_label="error rate per backend",
+    )
+    return Markup(share_svg), Markup(error_svg)
 
 
-async def endpoint_data(gateway: Gateway, endpoint: str, retire_after_days: int
-                        ) -> dict[str, Any]:
+async def endpoint_data(gateway: Gateway, endpoint: str, retire_after_days: int) -> dict[str, Any]:
     """One endpoint: flag, drift, per-backend stats for 1 h and 24 h, charts, recent changes."""
     store = gateway.store
     assert store is not None
@@ -286,9 +364,10 @@ async def endpoint_data(gateway: Gateway, endpoint: str, retire_after_days: int
         "drift": (flag.mode, flag.percent, flag.sticky_by)
         != (declared.mode, declared.percent, declared.sticky_by),
         "has_twin": endpoint in gateway.twins,
-        "stats": {period: {b: _side(data.get((endpoint, b)), minutes)
-                           for b in ("legacy", "async")}
-                  for period, data, minutes in (("1 h", hour, 60), ("24 h", day, 1440))},
+        "stats": {
+            period: {b: _side(data.get((endpoint, b)), minutes) for b in ("legacy", "async")}
+            for period, data, minutes in (("1 h", hour, 60), ("24 h", day, 1440))
+        },
         "charts": {"1 h": (share_1h, errors_1h), "24 h": (share_24h, errors_24h)},
         "history": history,
         "version": state.version,

@@ -83,6 +83,7 @@ class FlagFile:
 
 # -- validation of single values (shared by YAML, CLI, admin API and dashboard) ---------------
 
+
 def check_mode(value: Any) -> Mode:
     if value not in MODES:
         raise FlagError(f"unknown mode {value!r} (expected {', '.join(MODES)})", field="mode")
@@ -156,6 +157,7 @@ def make_flag(
 
 # -- the YAML file ------------------------------------------------------------------------------
 
+
 def load_flag_file(
     path: Path, *, known: Collection[str] | None = None, twins: Collection[str] | None = None
 ) -> FlagFile:
@@ -194,11 +196,14 @@ def parse_flag_file(
 
     for key in doc:
         if key not in ("version", "defaults", "routes"):
-            raise fail(_key_line(doc, key), f"unknown top-level key {key!r} "
-                       "(expected version, defaults, routes)")
+            raise fail(
+                _key_line(doc, key),
+                f"unknown top-level key {key!r} (expected version, defaults, routes)",
+            )
     if doc.get("version", 1) != 1:
-        raise fail(_key_line(doc, "version"), f"unsupported version {doc.get('version')!r} "
-                   "(expected 1)")
+        raise fail(
+            _key_line(doc, "version"), f"unsupported version {doc.get('version')!r} (expected 1)"
+        )
     defaults = doc.get("defaults") or CommentedMap()
     if not isinstance(defaults, CommentedMap):
         raise fail(_key_line(doc, "defaults"), "defaults must be a mapping")
@@ -206,8 +211,10 @@ def parse_flag_file(
         sticky_by = check_sticky_by(defaults.get("sticky_by", "user"))
         guard = _parse_guard(defaults.get("guard"), Guard())
     except FlagError as exc:
-        raise fail(_key_line(defaults, exc.field or "guard", _key_line(doc, "defaults")),
-                   f"defaults: {exc.message}") from None
+        raise fail(
+            _key_line(defaults, exc.field or "guard", _key_line(doc, "defaults")),
+            f"defaults: {exc.message}",
+        ) from None
     routes = doc.get("routes") or CommentedMap()
     if not isinstance(routes, CommentedMap):
         raise fail(_key_line(doc, "routes"), "routes must be a mapping of endpoint id to flag")
@@ -216,8 +223,9 @@ def parse_flag_file(
     for endpoint, entry in routes.items():
         line = _key_line(routes, endpoint)
         try:
-            flags[str(endpoint)] = _parse_entry(str(endpoint), entry, sticky_by, guard, known,
-                                                twins)
+            flags[str(endpoint)] = _parse_entry(
+                str(endpoint), entry, sticky_by, guard, known, twins
+            )
         except FlagError as exc:
             raise fail(_entry_line(entry, exc.field, line), f"{endpoint}: {exc.message}") from None
         lines[str(endpoint)] = line
@@ -257,10 +265,12 @@ def _parse_entry(
     if not isinstance(compare, Mapping) or set(compare) - {"ignore"}:
         raise FlagError("compare must be a mapping with an ignore list", field="compare")
     ignore = compare.get("ignore") or []
-    if not isinstance(ignore, list) or not all(isinstance(p, str) and p.startswith("$")
-                                               for p in ignore):
-        raise FlagError("compare.ignore must be a list of JSON paths starting with $",
-                        field="compare")
+    if not isinstance(ignore, list) or not all(
+        isinstance(p, str) and p.startswith("$") for p in ignore
+    ):
+        raise FlagError(
+            "compare.ignore must be a list of JSON paths starting with $", field="compare"
+        )
     return Flag(
         endpoint=endpoint,
         mode=mode,
@@ -283,14 +293,16 @@ def _parse_guard(raw: Any, base: Guard) -> Guard:
     if "max_error_rate" in raw:
         rate = raw["max_error_rate"]
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
-            raise FlagError(f"guard.max_error_rate must be between 0 and 1, got {rate!r}",
-                            field="guard")
+            raise FlagError(
+                f"guard.max_error_rate must be between 0 and 1, got {rate!r}", field="guard"
+            )
         guard = replace(guard, max_error_rate=float(rate))
     if "min_requests" in raw:
         count = raw["min_requests"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise FlagError(f"guard.min_requests must be a whole number >= 1, got {count!r}",
-                            field="guard")
+            raise FlagError(
+                f"guard.min_requests must be a whole number >= 1, got {count!r}", field="guard"
+            )
         guard = replace(guard, min_requests=count)
     if "window" in raw:
         try:

@@ -39,7 +39,7 @@ def cookie(scope: Scope, name: str) -> str | None:
     for part in raw.decode("latin-1").split(";"):
         part = part.strip()
         if part.startswith(prefix):
-            value = part[len(prefix):]
+            value = part[len(prefix) :]
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
             return value or None

@@ -12,6 +12,7 @@ background task on the server loop drains it about once a second into
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -30,8 +31,17 @@ _log = logging.getLogger(__name__)
 # Upper bounds (ms) of the latency buckets kept per minute; the last is +Inf.
 BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, float("inf"))
 _BUCKET_COLUMNS = tuple(f"le_{int(b)}" if b != float("inf") else "le_inf" for b in BUCKETS_MS)
-_COUNT_COLUMNS = ("requests", "s2xx", "s3xx", "s4xx", "s5xx", "errors", "disconnects",
-                  "latency_ms_sum", *_BUCKET_COLUMNS)
+_COUNT_COLUMNS = (
+    "requests",
+    "s2xx",
+    "s3xx",
+    "s4xx",
+    "s5xx",
+    "errors",
+    "disconnects",
+    "latency_ms_sum",
+    *_BUCKET_COLUMNS,
+)
 
 metadata = MetaData()
 stats_table = Table(
@@ -61,8 +71,14 @@ def _class_index(status: int) -> int:
 class Recorder:
     """One per worker: the request path calls `record`; `run` drains and persists."""
 
-    def __init__(self, *, resolve: Resolve | None = None, retention_days: int = 7,
-                 flush_interval_s: float = 1.0, persist_interval_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        resolve: Resolve | None = None,
+        retention_days: int = 7,
+        flush_interval_s: float = 1.0,
+        persist_interval_s: float = 5.0,
+    ) -> None:
         self.samples: deque[Sample] = deque()
         self.resolve = resolve
         self.retention_days = retention_days
@@ -74,15 +90,25 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
 
-    def record(self, endpoint: str | None, path: str, method: str, backend: str, status: int,
-               latency_ms: float, error: bool, disconnected: bool) -> None:
+    def record(
+        self,
+        endpoint: str | None,
+        path: str,
+        method: str,
+        backend: str,
+        status: int,
+        latency_ms: float,
+        error: bool,
+        disconnected: bool,
+    ) -> None:
         """Note one finished request (hot path: one deque append).
 
         `endpoint` None means "not a migrated route": its id is resolved from path and
         method in the background, so the request path never matches the legacy URL map.
         """
-        self.samples.append((endpoint, path, method, backend, status, latency_ms, error,
-                             disconnected))
+        self.samples.append(
+            (endpoint, path, method, backend, status, latency_ms, error, disconnected)
+        )
 
     # -- background ---------------------------------------------------------------------------
 
@@ -97,10 +123,8 @@ class Recorder:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         self.drain()
         await self.persist()
 
@@ -125,8 +149,9 @@ class Recorder:
         drained = 0
         resolve = self.resolve
         while samples:
-            (endpoint, path, method, backend, status, latency_ms, error,
-             disconnected) = samples.popleft()
+            (endpoint, path, method, backend, status, latency_ms, error, disconnected) = (
+                samples.popleft()
+            )
             drained += 1
             if endpoint is None:
                 endpoint = resolve(path, method) if resolve is not None else None
@@ -154,9 +179,15 @@ class Recorder:
         if not self.pending or self.engine is None:
             return
         pending, self.pending = self.pending, {}
-        rows = [{"minute": m, "endpoint": e, "backend": b,
-                 **dict(zip(_COUNT_COLUMNS, bucket.counts, strict=True))}
-                for (m, e, b), bucket in pending.items()]
+        rows = [
+            {
+                "minute": m,
+                "endpoint": e,
+                "backend": b,
+                **dict(zip(_COUNT_COLUMNS, bucket.counts, strict=True)),
+            }
+            for (m, e, b), bucket in pending.items()
+        ]
         try:
             async with self.engine.begin() as conn:
                 dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -188,19 +219,27 @@ class _Prometheus:
     def __init__(self) -> None:
         from prometheus_client import Counter, Histogram
 
-        self.requests = Counter("gateway_requests_total", "Requests by endpoint and backend",
-                                ["endpoint", "backend", "status_class"])
-        self.errors = Counter("gateway_errors_total", "5xx responses and exceptions",
-                              ["endpoint", "backend"])
-        self.latency = Histogram("gateway_request_duration_seconds", "Request latency",
-                                 ["endpoint", "backend"],
-                                 buckets=[b / 1000 for b in BUCKETS_MS[:-1]])
+        self.requests = Counter(
+            "gateway_requests_total",
+            "Requests by endpoint and backend",
+            ["endpoint", "backend", "status_class"],
+        )
+        self.errors = Counter(
+            "gateway_errors_total", "5xx responses and exceptions", ["endpoint", "backend"]
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Request latency",
+            ["endpoint", "backend"],
+            buckets=[b / 1000 for b in BUCKETS_MS[:-1]],
+        )
 
         # labels() costs a few microseconds per call; the label sets are few, keep them.
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
-    def observe(self, endpoint: str, backend: str, status: int, latency_ms: float,
-                is_error: bool) -> None:
+    def observe(
+        self, endpoint: str, backend: str, status: int, latency_ms: float, is_error: bool
+    ) -> None:
         key = (endpoint, backend, status // 100)
         children = self._children.get(key)
         if children is None:
@@ -231,6 +270,7 @@ def render_prometheus() -> tuple[bytes, str]:
 
 # -- reading history (dashboard) ------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Totals:
     """Summed counts of one endpoint x backend over a period."""
@@ -259,14 +299,19 @@ class Totals:
         return None
 
 
-async def totals(engine: AsyncEngine, since_minute: int,
-                 endpoints: Iterable[str] | None = None) -> dict[tuple[str, str], Totals]:
+async def totals(
+    engine: AsyncEngine, since_minute: int, endpoints: Iterable[str] | None = None
+) -> dict[tuple[str, str], Totals]:
     """(endpoint, backend) -> Totals since `since_minute`, all workers and machines merged."""
-    cols = [func.sum(stats_table.c[c]) for c in ("requests", "errors", "disconnects",
-                                                  "latency_ms_sum", "s5xx", *_BUCKET_COLUMNS)]
-    query = (select(stats_table.c.endpoint, stats_table.c.backend, *cols)
-             .where(stats_table.c.minute >= since_minute)
-             .group_by(stats_table.c.endpoint, stats_table.c.backend))
+    cols = [
+        func.sum(stats_table.c[c])
+        for c in ("requests", "errors", "disconnects", "latency_ms_sum", "s5xx", *_BUCKET_COLUMNS)
+    ]
+    query = (
+        select(stats_table.c.endpoint, stats_table.c.backend, *cols)
+        .where(stats_table.c.minute >= since_minute)
+        .group_by(stats_table.c.endpoint, stats_table.c.backend)
+    )
     if endpoints is not None:
         query = query.where(stats_table.c.endpoint.in_(list(endpoints)))
     async with engine.connect() as conn:
@@ -278,15 +323,29 @@ async def totals(engine: AsyncEngine, since_minute: int,
     return result
 
 
-async def series(engine: AsyncEngine, since_minute: int, step_minutes: int,
-                 endpoints: Iterable[str] | None = None) -> list[dict[str, Any]]:
+async def series(
+    engine: AsyncEngine,
+    since_minute: int,
+    step_minutes: int,
+    endpoints: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
     """Per time step: requests and errors per backend (for the charts)."""
-    step = (stats_table.c.minute / step_minutes).cast(Integer) * step_minutes \
-        if step_minutes > 1 else stats_table.c.minute
-    query = (select(step.label("t"), stats_table.c.backend,
-                    func.sum(stats_table.c.requests), func.sum(stats_table.c.errors))
-             .where(stats_table.c.minute >= since_minute)
-             .group_by("t", stats_table.c.backend).order_by("t"))
+    step = (
+        (stats_table.c.minute / step_minutes).cast(Integer) * step_minutes
+        if step_minutes > 1
+        else stats_table.c.minute
+    )
+    query = (
+        select(
+            step.label("t"),
+            stats_table.c.backend,
+            func.sum(stats_table.c.requests),
+            func.sum(stats_table.c.errors),
+        )
+        .where(stats_table.c.minute >= since_minute)
+        .group_by("t", stats_table.c.backend)
+        .order_by("t")
+    )
     if endpoints is not None:
         query = query.where(stats_table.c.endpoint.in_(list(endpoints)))
     async with engine.connect() as conn:

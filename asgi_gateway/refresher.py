@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -38,8 +39,11 @@ class FlagRefresher:
             state = await self.store.load()
         except FlagStoreUnavailable as exc:
             if self.problem is None:
-                _log.warning("flag store unreadable, serving flags version %s: %s",
-                             self.snapshot.version, exc)
+                _log.warning(
+                    "flag store unreadable, serving flags version %s: %s",
+                    self.snapshot.version,
+                    exc,
+                )
             self.problem = f"flag store unreadable; serving version {self.snapshot.version}"
             return False
         self.snapshot = Snapshot.build(state.version, state.flags)
@@ -54,17 +58,14 @@ class FlagRefresher:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="flag-refresher")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="flag-refresher")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:

@@ -13,8 +13,16 @@ from asgi_gateway.errors import RouteMismatch
 
 _FLASK_ARG = re.compile(r"<(?:([a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _STARLETTE_ARG = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
-_CONVERTERS = {None: "str", "default": "str", "string": "str", "str": "str", "int": "int",
-               "float": "float", "path": "path", "uuid": "uuid"}
+_CONVERTERS = {
+    None: "str",
+    "default": "str",
+    "string": "str",
+    "str": "str",
+    "int": "int",
+    "float": "float",
+    "path": "path",
+    "uuid": "uuid",
+}
 _IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -33,8 +41,10 @@ def flask_endpoints(flask_app: Any) -> dict[str, Endpoint]:
     for rule in flask_app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        pattern = _FLASK_ARG.sub(lambda m: "{%s:%s}" % (m.group(2), _CONVERTERS.get(
-            m.group(1), m.group(1))), rule.rule)
+        pattern = _FLASK_ARG.sub(
+            lambda m: f"{{{m.group(2)}:{_CONVERTERS.get(m.group(1), m.group(1))}}}",
+            rule.rule,
+        )
         methods = frozenset(rule.methods or ()) - _IGNORED_METHODS
         previous = endpoints.get(rule.endpoint)
         if previous is not None:  # one endpoint under several rules: keep the union of methods
@@ -45,8 +55,10 @@ def flask_endpoints(flask_app: Any) -> dict[str, Endpoint]:
 
 
 def route_endpoint(route: Route) -> Endpoint:
-    pattern = _STARLETTE_ARG.sub(lambda m: "{%s:%s}" % (m.group(1), _CONVERTERS.get(
-        m.group(2), m.group(2))), route.path)
+    pattern = _STARLETTE_ARG.sub(
+        lambda m: f"{{{m.group(1)}:{_CONVERTERS.get(m.group(2), m.group(2))}}}",
+        route.path,
+    )
     return Endpoint(route.name, pattern, frozenset(route.methods or ()) - _IGNORED_METHODS)
 
 
@@ -65,18 +77,24 @@ def check_twins(flask_app: Any, routes: Iterable[Route]) -> dict[str, Endpoint]:
         seen.add(mine.id)
         twin = legacy.get(mine.id)
         if twin is None:
-            problems.append(f"{mine.id}: no Flask endpoint of that name (async route "
-                            f"{route.path}); name the route after its Flask twin")
+            problems.append(
+                f"{mine.id}: no Flask endpoint of that name (async route "
+                f"{route.path}); name the route after its Flask twin"
+            )
             continue
         if twin.pattern != mine.pattern:
-            problems.append(f"{mine.id}: URL pattern differs: Flask {twin.pattern} vs async "
-                            f"{mine.pattern}")
+            problems.append(
+                f"{mine.id}: URL pattern differs: Flask {twin.pattern} vs async {mine.pattern}"
+            )
         if twin.methods != mine.methods:
-            problems.append(f"{mine.id}: methods differ: Flask {sorted(twin.methods)} vs "
-                            f"async {sorted(mine.methods)}")
+            problems.append(
+                f"{mine.id}: methods differ: Flask {sorted(twin.methods)} vs "
+                f"async {sorted(mine.methods)}"
+            )
     if problems:
-        raise RouteMismatch("async routes do not match their Flask twins:\n  "
-                            + "\n  ".join(problems))
+        raise RouteMismatch(
+            "async routes do not match their Flask twins:\n  " + "\n  ".join(problems)
+        )
     return legacy
 
 
@@ -92,7 +110,7 @@ def route_path(scope: dict[str, Any]) -> str:
         return path
     if len(path) == len(root):
         return ""
-    return path[len(root):] if path[len(root)] == "/" else path
+    return path[len(root) :] if path[len(root)] == "/" else path
 
 
 class RouteMatcher:

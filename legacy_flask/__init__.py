@@ -28,9 +28,7 @@ class LegacyFlask(Flask):
     which is exactly the loop-per-call pattern that broke pooled connections.
     """
 
-    def async_to_sync(
-        self, func: Callable[..., Coroutine[Any, Any, Any]]
-    ) -> Callable[..., Any]:
+    def async_to_sync(self, func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
         @functools.wraps(func)
         def run_on_bridge(*args: Any, **kwargs: Any) -> Any:
             return bridge.run(func(*args, **kwargs))

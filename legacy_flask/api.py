@@ -27,9 +27,16 @@ from shared.services import Services
 F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger(__name__)
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
 }
 
 
@@ -79,9 +86,13 @@ def api_login_required(view: F) -> F:
 
 def json_body(*, optional: bool = False) -> Any:
     """The request's JSON body; 415 when not JSON, 400 when malformed, 413 when too large."""
-    if optional and not request.content_length and not request.is_json:
-        if not request.get_data(cache=True):
-            return None
+    if (
+        optional
+        and not request.content_length
+        and not request.is_json
+        and not request.get_data(cache=True)
+    ):
+        return None
     if not request.is_json:
         raise UnsupportedMediaType(
             f"request body must be JSON (send 'Content-Type: application/json', got "

@@ -1,4 +1,4 @@
-"""`/api/appointments`: list by calendar and window in a timezone, paginated; get, create, update, delete."""
+"""`/api/appointments`: list by calendar and window in a timezone, paginated, and CRUD."""
 
 from __future__ import annotations
 

@@ -25,7 +25,11 @@ def list_configs(actor: Actor) -> Any:
 def create_config(actor: Actor) -> Any:
     values = parse_archive_config(json_body())
     config = bridge.run(services().archive.create_config(actor, values))
-    return jsonify(config), 201, {"Location": url_for("archive_configs.get", config_id=config["id"])}
+    return (
+        jsonify(config),
+        201,
+        {"Location": url_for("archive_configs.get", config_id=config["id"])},
+    )
 
 
 @bp.get("/api/archive-configs/<int:config_id>", endpoint="get")

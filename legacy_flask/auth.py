@@ -56,7 +56,12 @@ def logout() -> Any:
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: an absolute or scheme-relative URL would be an open redirect.
     # Browsers read a backslash as a slash, so "/\\evil.example" is "//evil.example" to them.
-    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
-            or urlsplit(target).netloc):
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or urlsplit(target).netloc
+    ):
         return url_for("pages.index")
     return target

@@ -1,4 +1,4 @@
-"""`/api/calendars`: CRUD, and the calendar provider's events (`remote_events`, the I/O-bound read)."""
+"""`/api/calendars`: CRUD, and the provider's events (`remote_events`, the I/O-bound read)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,11 @@ def list_calendars(actor: Actor) -> Any:
 def create_calendar(actor: Actor) -> Any:
     values = parse_calendar(json_body())
     calendar = bridge.run(services().calendars.create(actor, values))
-    return jsonify(calendar), 201, {"Location": url_for("calendars.get", calendar_id=calendar["id"])}
+    return (
+        jsonify(calendar),
+        201,
+        {"Location": url_for("calendars.get", calendar_id=calendar["id"])},
+    )
 
 
 @bp.get("/api/calendars/<int:calendar_id>", endpoint="get")

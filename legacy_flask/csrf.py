@@ -21,4 +21,6 @@ def check_csrf() -> None:
     sent = request.form.get("csrf_token", "")
     expected = session.get("csrf_token")
     if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
-        abort(400, description="the form has expired or was not sent from this site; reload and retry")
+        abort(
+            400, description="the form has expired or was not sent from this site; reload and retry"
+        )

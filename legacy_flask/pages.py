@@ -63,13 +63,16 @@ def appointments(actor: Actor) -> Any:
     try:
         query = parse_appointment_query(request.args)
     except AppError as exc:
-        flash(f"{exc.message}: " + "; ".join(f"{d['field']} {d['message']}" for d in exc.details),
-              "error")
+        flash(
+            f"{exc.message}: " + "; ".join(f"{d['field']} {d['message']}" for d in exc.details),
+            "error",
+        )
         return redirect(url_for("pages.appointments"))
     page = bridge.run(services().appointments.list(actor, query))
     calendar_list = bridge.run(services().calendars.list(actor, PageRequest(1, 200))).items
-    return render_template("appointments.html", page=page, calendars=calendar_list,
-                           args=request.args)
+    return render_template(
+        "appointments.html", page=page, calendars=calendar_list, args=request.args
+    )
 
 
 @bp.get("/archive-configs")
@@ -88,8 +91,11 @@ def run_archive(actor: Actor, config_id: int) -> Any:
     except AppError as exc:
         flash(f"Archive run failed: {exc.message}", "error")
     else:
-        flash(f"Archived {entry['archived']}, skipped {entry['skipped']}, "
-              f"{entry['duplicate']} already archived, {entry['overlap']} overlapping.", "info")
+        flash(
+            f"Archived {entry['archived']}, skipped {entry['skipped']}, "
+            f"{entry['duplicate']} already archived, {entry['overlap']} overlapping.",
+            "info",
+        )
     return redirect(url_for("pages.action_log", config_id=config_id))
 
 

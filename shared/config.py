@@ -52,11 +52,13 @@ class Settings:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build Settings from `environ` (default `os.environ`); raise ConfigError naming the variable."""
+    """Settings from `environ` (default `os.environ`); ConfigError names a bad variable."""
     env_map = os.environ if environ is None else environ
     env = env_map.get("AA_ENV", "development")
     if env not in _ENVIRONMENTS:
-        raise ConfigError(f"AA_ENV={env!r} is not valid (expected one of {', '.join(_ENVIRONMENTS)})")
+        raise ConfigError(
+            f"AA_ENV={env!r} is not valid (expected one of {', '.join(_ENVIRONMENTS)})"
+        )
     var_dir = Path(env_map.get("AA_VAR_DIR", "./var")).resolve()
     database_url = normalize_database_url(
         env_map.get("AA_DATABASE_URL") or f"sqlite:///{var_dir / 'admin_assistant.db'}"
@@ -64,7 +66,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     provider = env_map.get("AA_CALENDAR_PROVIDER", "local")
     if provider not in _PROVIDERS:
         raise ConfigError(
-            f"AA_CALENDAR_PROVIDER={provider!r} is not valid (expected one of {', '.join(_PROVIDERS)})"
+            f"AA_CALENDAR_PROVIDER={provider!r} is not valid "
+            f"(expected one of {', '.join(_PROVIDERS)})"
         )
     graph_url = env_map.get("AA_GRAPH_URL") or None
     if graph_url is not None and not graph_url.startswith(("http://", "https://")):

@@ -26,16 +26,24 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     """One async engine for `settings.database_url`, tuned per dialect (WAL and FKs on SQLite)."""
-    return engine_for_url(settings.database_url, pool_size=settings.db_pool_size,
-                          max_overflow=settings.db_max_overflow, **overrides)
+    return engine_for_url(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        **overrides,
+    )
 
 
-def engine_for_url(database_url: str, *, pool_size: int = 5, max_overflow: int = 5,
-                   **overrides: Any) -> AsyncEngine:
-    """An async engine for an async URL (sqlite+aiosqlite or postgresql+asyncpg), tuned per dialect."""
+def engine_for_url(
+    database_url: str, *, pool_size: int = 5, max_overflow: int = 5, **overrides: Any
+) -> AsyncEngine:
+    """An async engine for sqlite+aiosqlite or postgresql+asyncpg, tuned per dialect."""
     url = make_url(database_url)
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size,
-                               "max_overflow": max_overflow}
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
+    }
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -126,9 +126,7 @@ class ArchiveConfiguration(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    source_calendar_id: Mapped[int] = mapped_column(
-        ForeignKey("calendars.id", ondelete="RESTRICT")
-    )
+    source_calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="RESTRICT"))
     archive_calendar_id: Mapped[int] = mapped_column(
         ForeignKey("calendars.id", ondelete="RESTRICT")
     )

@@ -38,7 +38,12 @@ class Page(Generic[T]):
 
     def meta(self) -> dict[str, Any]:
         """The `meta` object of a paginated JSON response."""
-        return {"page": self.page, "per_page": self.per_page, "total": self.total, "pages": self.pages}
+        return {
+            "page": self.page,
+            "per_page": self.per_page,
+            "total": self.total,
+            "pages": self.pages,
+        }
 
 
 def link_header(path: str, params: Mapping[str, str], page: Page[Any]) -> str:

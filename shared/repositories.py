@@ -107,7 +107,9 @@ class AppointmentRepository:
         self.session = session
 
     async def get(self, appointment_id: int) -> Appointment | None:
-        return await self.session.get(Appointment, appointment_id) if _is_id(appointment_id) else None
+        return (
+            await self.session.get(Appointment, appointment_id) if _is_id(appointment_id) else None
+        )
 
     async def page(
         self,
@@ -127,7 +129,9 @@ class AppointmentRepository:
             query = query.where(Appointment.start_at < end)
         return await _paginate(self.session, query, page)
 
-    async def in_window(self, calendar_id: int, start: datetime, end: datetime) -> list[Appointment]:
+    async def in_window(
+        self, calendar_id: int, start: datetime, end: datetime
+    ) -> list[Appointment]:
         rows = await self.session.scalars(
             select(Appointment)
             .where(
@@ -185,7 +189,9 @@ class ArchiveConfigRepository:
         self.session = session
 
     async def get(self, config_id: int) -> ArchiveConfiguration | None:
-        return await self.session.get(ArchiveConfiguration, config_id) if _is_id(config_id) else None
+        return (
+            await self.session.get(ArchiveConfiguration, config_id) if _is_id(config_id) else None
+        )
 
     async def page(self, owner_id: int | None, page: PageRequest) -> Page[ArchiveConfiguration]:
         query = select(ArchiveConfiguration).order_by(ArchiveConfiguration.id)

@@ -14,8 +14,20 @@ from shared.models import Appointment, ArchiveConfiguration, Calendar, User
 
 DEMO_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "admin-demo-password"
-_SUBJECTS = ["Stand-up", "Planning", "1:1", "Customer call", "Design review", "Lunch",
-             "Interview", "Retro", "Budget review", "Training", "Dentist", "Board meeting"]
+_SUBJECTS = [
+    "Stand-up",
+    "Planning",
+    "1:1",
+    "Customer call",
+    "Design review",
+    "Lunch",
+    "Interview",
+    "Retro",
+    "Budget review",
+    "Training",
+    "Dentist",
+    "Board meeting",
+]
 _CATEGORIES = ["Work", "Personal", "Travel", "Focus", "Customer"]
 
 
@@ -36,8 +48,12 @@ async def seed_demo(db: Database, *, today: date | None = None, count: int = 500
                 select(ArchiveConfiguration.id).where(ArchiveConfiguration.owner_id == existing.id)
             )
             return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, False, config_id or 0)
-        admin = User(email=DEMO_EMAIL, name="Demo Admin", is_admin=True,
-                     password_hash=hash_password(DEMO_PASSWORD))
+        admin = User(
+            email=DEMO_EMAIL,
+            name="Demo Admin",
+            is_admin=True,
+            password_hash=hash_password(DEMO_PASSWORD),
+        )
         session.add(admin)
         await session.flush()
         source = Calendar(owner_id=admin.id, name="Work", role="source", provider="local")
@@ -46,9 +62,16 @@ async def seed_demo(db: Database, *, today: date | None = None, count: int = 500
         await session.flush()
         session.add_all(_appointments(source.id, today or datetime.now(UTC).date(), count))
         config = ArchiveConfiguration(
-            owner_id=admin.id, name="Work to Archive", source_calendar_id=source.id,
-            archive_calendar_id=archive.id, timezone="Europe/London", is_active=True,
-            schedule="daily", days_back=30, days_forward=0, excluded_categories=["Personal"],
+            owner_id=admin.id,
+            name="Work to Archive",
+            source_calendar_id=source.id,
+            archive_calendar_id=archive.id,
+            timezone="Europe/London",
+            is_active=True,
+            schedule="daily",
+            days_back=30,
+            days_forward=0,
+            excluded_categories=["Personal"],
         )
         session.add(config)
         await session.flush()
@@ -65,14 +88,16 @@ def _appointments(calendar_id: int, today: date, count: int) -> list[Appointment
         if n % 10 == 9 and rows:
             start = rows[-1].start_at + timedelta(minutes=15)
         end = start + timedelta(minutes=rng.choice([15, 30, 45, 60, 90]))
-        rows.append(Appointment(
-            calendar_id=calendar_id,
-            subject=rng.choice(_SUBJECTS),
-            start_at=start,
-            end_at=end,
-            location=rng.choice(["", "Room 1", "Room 2", "Online"]),
-            categories=rng.sample(_CATEGORIES, rng.randint(0, 2)),
-            is_private=rng.random() < 0.05,
-            provider_event_id=f"demo-{n:04d}",
-        ))
+        rows.append(
+            Appointment(
+                calendar_id=calendar_id,
+                subject=rng.choice(_SUBJECTS),
+                start_at=start,
+                end_at=end,
+                location=rng.choice(["", "Room 1", "Room 2", "Online"]),
+                categories=rng.sample(_CATEGORIES, rng.randint(0, 2)),
+                is_private=rng.random() < 0.05,
+                provider_event_id=f"demo-{n:04d}",
+            )
+        )
     return rows

@@ -56,7 +56,9 @@ def parse_timezone(name: str, problems: _Problems | None = None, field: str = "t
     except (ZoneInfoNotFoundError, ValueError):
         message = f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin or UTC)"
         if problems is None:
-            raise ValidationFailed(message, details=[{"field": field, "message": message}]) from None
+            raise ValidationFailed(
+                message, details=[{"field": field, "message": message}]
+            ) from None
         problems.add(field, message)
         return ZoneInfo("UTC")
 
@@ -330,8 +332,11 @@ def parse_appointment(body: Any, *, partial: bool = False) -> dict[str, Any]:
 
     An update may change the provider event id but not clear it: every stored event has one.
     """
-    fields = APPOINTMENT_FIELDS if not partial else [
-        *APPOINTMENT_FIELDS[1:-1], ("provider_event_id", text(300), _MISSING)]
+    fields = (
+        APPOINTMENT_FIELDS
+        if not partial
+        else [*APPOINTMENT_FIELDS[1:-1], ("provider_event_id", text(300), _MISSING)]
+    )
     values = parse_body(body, fields, partial=partial, what="appointment")
     check_time_order(values.get("start"), values.get("end"))
     return values
@@ -363,9 +368,14 @@ def parse_archive_config(body: Any, *, partial: bool = False) -> dict[str, Any]:
 
 def parse_archive_run(body: Any) -> dict[str, Any]:
     """Optional body of archive.run: a `start`/`end` window overriding the configuration's."""
-    values = parse_body(body if body is not None else {}, ARCHIVE_RUN_FIELDS, partial=False,
-                        what="archive run")
-    if values["start"] is not None and values["end"] is not None and values["end"] <= values["start"]:
+    values = parse_body(
+        body if body is not None else {}, ARCHIVE_RUN_FIELDS, partial=False, what="archive run"
+    )
+    if (
+        values["start"] is not None
+        and values["end"] is not None
+        and values["end"] <= values["start"]
+    ):
         raise ValidationFailed(
             "invalid archive run: check end",
             details=[{"field": "end", "message": "must be after start"}],
@@ -413,5 +423,11 @@ def _query_instant(
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
-            dict: "object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }.get(type(value), type(value).__name__)

@@ -49,17 +49,22 @@ async def current_actor(request: Request) -> Actor | None:
     session_user = None
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        session_user = read_flask_session(cookie, rt.settings.secret_key,
-                                          max_age_s=SESSION_MAX_AGE_S).get("user_id")
+        session_user = read_flask_session(
+            cookie, rt.settings.secret_key, max_age_s=SESSION_MAX_AGE_S
+        ).get("user_id")
     return await rt.services.users.resolve(request.headers.get("authorization"), session_user)
 
 
 def error_response(error: AppError) -> Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="admin-assistant"'} if error.status == 401 else None
+    headers = (
+        {"WWW-Authenticate": 'Bearer realm="admin-assistant"'} if error.status == 401 else None
+    )
     return JSON(error.to_dict(), status_code=error.status, headers=headers)
 
 
-def api_endpoint(handler: Callable[..., Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
+def api_endpoint(
+    handler: Callable[..., Awaitable[Any]],
+) -> Callable[[Request], Awaitable[Response]]:
     """Wrap `handler(request, actor)`: authenticate, and turn errors into the API error shape."""
 
     @functools.wraps(handler)
@@ -67,8 +72,10 @@ def api_endpoint(handler: Callable[..., Awaitable[Any]]) -> Callable[[Request], 
         try:
             actor = await current_actor(request)
             if actor is None:
-                raise Unauthorized("authentication required: send 'Authorization: Bearer "
-                                   "<token>' or log in at /login")
+                raise Unauthorized(
+                    "authentication required: send 'Authorization: Bearer "
+                    "<token>' or log in at /login"
+                )
             response = await handler(request, actor)
         except AppError as exc:
             response = error_response(exc)
@@ -107,8 +114,9 @@ async def json_body(request: Request, *, optional: bool = False) -> Any:
     oversized non-JSON body is a 415 on both backends.
     """
     mimetype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    is_json = mimetype == "application/json" or (mimetype.startswith("application/")
-                                                 and mimetype.endswith("+json"))
+    is_json = mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
     raw: bytes | None = None
     if optional and not is_json and not _declared_length(request):
         raw = await _read_body(request)

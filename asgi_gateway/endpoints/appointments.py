@@ -28,8 +28,9 @@ async def list_appointments(request: Request, actor: Actor) -> Response:
 async def create_appointment(request: Request, actor: Actor) -> Response:
     values = parse_appointment(await json_body(request))
     appointment = await runtime(request).services.appointments.create(actor, values)
-    return JSON(appointment, status_code=201,
-                headers={"Location": f"/api/appointments/{appointment['id']}"})
+    return JSON(
+        appointment, status_code=201, headers={"Location": f"/api/appointments/{appointment['id']}"}
+    )
 
 
 @api_endpoint
@@ -47,7 +48,9 @@ async def update_appointment(request: Request, actor: Actor) -> Response:
 
 @api_endpoint
 async def delete_appointment(request: Request, actor: Actor) -> Response:
-    await runtime(request).services.appointments.delete(actor, request.path_params["appointment_id"])
+    await runtime(request).services.appointments.delete(
+        actor, request.path_params["appointment_id"]
+    )
     return Response(status_code=204)
 
 

@@ -31,8 +31,9 @@ async def run(request: Request, actor: Actor) -> Response:
 async def action_log(request: Request, actor: Actor) -> Response:
     config_id = parse_optional_id(query_params(request), "config_id")
     page = parse_page(query_params(request))
-    return paginated(request,
-                     await runtime(request).services.archive.action_log(actor, config_id, page))
+    return paginated(
+        request, await runtime(request).services.archive.action_log(actor, config_id, page)
+    )
 
 
 routes = [

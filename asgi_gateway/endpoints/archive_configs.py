@@ -28,8 +28,9 @@ async def list_configs(request: Request, actor: Actor) -> Response:
 async def create_config(request: Request, actor: Actor) -> Response:
     values = parse_archive_config(await json_body(request))
     config = await runtime(request).services.archive.create_config(actor, values)
-    return JSON(config, status_code=201,
-                headers={"Location": f"/api/archive-configs/{config['id']}"})
+    return JSON(
+        config, status_code=201, headers={"Location": f"/api/archive-configs/{config['id']}"}
+    )
 
 
 @api_endpoint

@@ -1,4 +1,4 @@
-"""Appointments: list by calendar and time window in a timezone, paginated; CRUD with owner rules."""
+"""Appointments: list by calendar and window in a timezone, paginated; CRUD with owner rules."""
 
 from __future__ import annotations
 
@@ -26,11 +26,14 @@ class AppointmentService:
         self.db = db
 
     async def list(self, actor: Actor, query: AppointmentQuery) -> Page[dict[str, Any]]:
-        """Appointments visible to `actor` overlapping the query window, times shown in `query.tz`."""
+        """Appointments visible to `actor` overlapping the window, times shown in `query.tz`."""
         async with self.db.read_session() as session:
             if query.calendar_id is not None:
-                owned_or_404(await CalendarRepository(session).get(query.calendar_id),
-                             query.calendar_id, actor)
+                owned_or_404(
+                    await CalendarRepository(session).get(query.calendar_id),
+                    query.calendar_id,
+                    actor,
+                )
                 calendar_ids: list[int] | None = [query.calendar_id]
             elif actor.is_admin:
                 calendar_ids = None
@@ -39,8 +42,12 @@ class AppointmentService:
             result = await AppointmentRepository(session).page(
                 calendar_ids=calendar_ids, start=query.start, end=query.end, page=query.page
             )
-        return Page([appointment_json(a, query.tz) for a in result.items], result.page,
-                    result.per_page, result.total)
+        return Page(
+            [appointment_json(a, query.tz) for a in result.items],
+            result.page,
+            result.per_page,
+            result.total,
+        )
 
     async def get(self, actor: Actor, appointment_id: int) -> dict[str, Any]:
         async with self.db.read_session() as session:
@@ -48,7 +55,7 @@ class AppointmentService:
         return appointment_json(appointment)
 
     async def create(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
-        """Create an appointment in a calendar the actor owns; 409 on a duplicate provider event id."""
+        """Create an appointment in a calendar the actor owns; 409 on a duplicate event id."""
         values = dict(values)
         calendar_id = values.pop("calendar_id")
         for field, column in _FIELD_COLUMNS.items():
@@ -68,8 +75,9 @@ class AppointmentService:
                 f"{values['provider_event_id']!r}"
             ) from None
 
-    async def update(self, actor: Actor, appointment_id: int, values: dict[str, Any]
-                     ) -> dict[str, Any]:
+    async def update(
+        self, actor: Actor, appointment_id: int, values: dict[str, Any]
+    ) -> dict[str, Any]:
         async with self.db.session() as session:
             appointment = await self._owned(session, actor, appointment_id)
             for field, value in values.items():
@@ -98,4 +106,3 @@ class AppointmentService:
             if calendar is not None and (calendar.owner_id == actor.user_id or actor.is_admin):
                 return appointment
         raise NotFound(f"appointment {appointment_id} not found")
-

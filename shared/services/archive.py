@@ -62,8 +62,12 @@ class ArchiveService:
             result = await ArchiveConfigRepository(session).page(
                 None if actor.is_admin else actor.user_id, page
             )
-        return Page([archive_config_json(c) for c in result.items], result.page,
-                    result.per_page, result.total)
+        return Page(
+            [archive_config_json(c) for c in result.items],
+            result.page,
+            result.per_page,
+            result.total,
+        )
 
     async def get_config(self, actor: Actor, config_id: int) -> dict[str, Any]:
         async with self.db.read_session() as session:
@@ -72,8 +76,9 @@ class ArchiveService:
 
     async def create_config(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
         async with self.db.session() as session:
-            await self._check_calendars(session, actor, values["source_calendar_id"],
-                                        values["archive_calendar_id"])
+            await self._check_calendars(
+                session, actor, values["source_calendar_id"], values["archive_calendar_id"]
+            )
             config = await ArchiveConfigRepository(session).add(
                 ArchiveConfiguration(owner_id=actor.user_id, **values)
             )
@@ -89,12 +94,17 @@ class ArchiveService:
             if config.source_calendar_id == config.archive_calendar_id:
                 raise ValidationFailed(
                     "invalid archive configuration: check archive_calendar_id",
-                    details=[{"field": "archive_calendar_id",
-                              "message": "must differ from source_calendar_id"}],
+                    details=[
+                        {
+                            "field": "archive_calendar_id",
+                            "message": "must differ from source_calendar_id",
+                        }
+                    ],
                 )
             if "source_calendar_id" in values or "archive_calendar_id" in values:
-                await self._check_calendars(session, actor, config.source_calendar_id,
-                                            config.archive_calendar_id)
+                await self._check_calendars(
+                    session, actor, config.source_calendar_id, config.archive_calendar_id
+                )
             await session.flush()
             return archive_config_json(config)
 
@@ -135,17 +145,28 @@ class ArchiveService:
             archive = await calendars.get(config.archive_calendar_id)
         if source is None or archive is None:
             raise Conflict(f"archive configuration {config_id} refers to a deleted calendar")
-        window_start, window_end = default_window(config, today or datetime.now(
-            ZoneInfo(config.timezone)).date())
+        window_start, window_end = default_window(
+            config, today or datetime.now(ZoneInfo(config.timezone)).date()
+        )
         window_start, window_end = start or window_start, end or window_end
         if window_end <= window_start:
             raise ValidationFailed(
                 "invalid archive run: check end",
                 details=[{"field": "end", "message": "must be after start"}],
             )
-        entry = ActionLog(config_id=config.id, actor=actor.label if actor else "system",
-                          window_start=window_start, window_end=window_end, started_at=started,
-                         archived=0, skipped=0, duplicate=0, overlap=0, errors=[], details={})
+        entry = ActionLog(
+            config_id=config.id,
+            actor=actor.label if actor else "system",
+            window_start=window_start,
+            window_end=window_end,
+            started_at=started,
+            archived=0,
+            skipped=0,
+            duplicate=0,
+            overlap=0,
+            errors=[],
+            details={},
+        )
         try:
             events = await self.providers.get(source.provider).list_events(
                 CalendarRef(source.id, source.provider_id), window_start, window_end
@@ -176,8 +197,10 @@ class ArchiveService:
                 candidates.append(event)
         overlaps = find_overlaps(candidates)
         entry.overlap = len({later for _, later in overlaps} | {first for first, _ in overlaps})
-        entry.details = {"overlaps": [list(p) for p in overlaps[:_MAX_OVERLAPS_RECORDED]],
-                         "events_read": len(events)}
+        entry.details = {
+            "overlaps": [list(p) for p in overlaps[:_MAX_OVERLAPS_RECORDED]],
+            "events_read": len(events),
+        }
         errors: list[str] = []
         remote = None if archive.provider == "local" else self.providers.get(archive.provider)
         # A concurrent run of the same window may insert the same event first; the unique
@@ -189,15 +212,19 @@ class ArchiveService:
                     existing = await repo.existing_event_ids(
                         archive.id, [e.event_id for e in candidates]
                     )
-                    origin = (await repo.ids_by_event(source.id, [e.event_id for e in candidates])
-                              if source.provider == "local" else {})
+                    origin = (
+                        await repo.ids_by_event(source.id, [e.event_id for e in candidates])
+                        if source.provider == "local"
+                        else {}
+                    )
                     fresh = [e for e in candidates if e.event_id not in existing]
                     copies = []
                     for done, event in enumerate(fresh, 1):
                         if remote is not None:
                             try:
-                                await remote.create_event(CalendarRef(archive.id,
-                                                                      archive.provider_id), event)
+                                await remote.create_event(
+                                    CalendarRef(archive.id, archive.provider_id), event
+                                )
                             except ProviderError as exc:
                                 errors.append(f"{event.event_id}: {exc.message}")
                                 continue
@@ -233,8 +260,9 @@ class ArchiveService:
             result = await ActionLogRepository(session).page(
                 owner_id=None if actor.is_admin else actor.user_id, config_id=config_id, page=page
             )
-        return Page([action_log_json(e) for e in result.items], result.page, result.per_page,
-                    result.total)
+        return Page(
+            [action_log_json(e) for e in result.items], result.page, result.per_page, result.total
+        )
 
     async def active_config_ids(self) -> list[int]:
         async with self.db.read_session() as session:
@@ -255,14 +283,17 @@ class ArchiveService:
     ) -> None:
         repo = CalendarRepository(session)
         problems = []
-        for field, calendar_id in (("source_calendar_id", source_id),
-                                   ("archive_calendar_id", archive_id)):
+        for field, calendar_id in (
+            ("source_calendar_id", source_id),
+            ("archive_calendar_id", archive_id),
+        ):
             calendar = await repo.get(calendar_id)
             if calendar is None or (calendar.owner_id != actor.user_id and not actor.is_admin):
                 problems.append({"field": field, "message": f"calendar {calendar_id} not found"})
         if problems:
-            raise ValidationFailed("invalid archive configuration: unknown calendar",
-                                   details=problems)
+            raise ValidationFailed(
+                "invalid archive configuration: unknown calendar", details=problems
+            )
 
 
 def _copy(event: ProviderEvent, calendar_id: int, origin_id: int | None) -> Appointment:

@@ -32,31 +32,39 @@ class CalendarService:
             result = await CalendarRepository(session).page(
                 None if actor.is_admin else actor.user_id, page
             )
-        return Page([calendar_json(c) for c in result.items], result.page, result.per_page,
-                    result.total)
+        return Page(
+            [calendar_json(c) for c in result.items], result.page, result.per_page, result.total
+        )
 
     async def get(self, actor: Actor, calendar_id: int) -> dict[str, Any]:
         async with self.db.read_session() as session:
-            calendar = owned_or_404(await CalendarRepository(session).get(calendar_id),
-                                    calendar_id, actor)
+            calendar = owned_or_404(
+                await CalendarRepository(session).get(calendar_id), calendar_id, actor
+            )
         return calendar_json(calendar)
 
     async def create(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
         async with self.db.session() as session:
-            calendar = await CalendarRepository(session).add(Calendar(owner_id=actor.user_id,
-                                                                      **values))
+            calendar = await CalendarRepository(session).add(
+                Calendar(owner_id=actor.user_id, **values)
+            )
             return calendar_json(calendar)
 
-    async def update(self, actor: Actor, calendar_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    async def update(
+        self, actor: Actor, calendar_id: int, values: dict[str, Any]
+    ) -> dict[str, Any]:
         async with self.db.session() as session:
-            calendar = owned_or_404(await CalendarRepository(session).get(calendar_id),
-                                    calendar_id, actor)
+            calendar = owned_or_404(
+                await CalendarRepository(session).get(calendar_id), calendar_id, actor
+            )
             for key, value in values.items():
                 setattr(calendar, key, value)
             if calendar.provider == "graph" and not calendar.provider_id:
                 raise ValidationFailed(
                     "invalid calendar: check provider_id",
-                    details=[{"field": "provider_id", "message": "is required when provider is graph"}],
+                    details=[
+                        {"field": "provider_id", "message": "is required when provider is graph"}
+                    ],
                 )
             await session.flush()
             return calendar_json(calendar)
@@ -77,11 +85,13 @@ class CalendarService:
     ) -> list[dict[str, Any]]:
         """Events of the calendar as its provider reports them (the I/O-bound read)."""
         async with self.db.read_session() as session:
-            calendar = owned_or_404(await CalendarRepository(session).get(calendar_id),
-                                    calendar_id, actor)
+            calendar = owned_or_404(
+                await CalendarRepository(session).get(calendar_id), calendar_id, actor
+            )
         provider = self.providers.get(calendar.provider)
-        events = await provider.list_events(CalendarRef(calendar.id, calendar.provider_id),
-                                            start, end)
+        events = await provider.list_events(
+            CalendarRef(calendar.id, calendar.provider_id), start, end
+        )
         return [
             {
                 "event_id": e.event_id,

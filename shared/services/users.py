@@ -1,4 +1,4 @@
-"""Users and credentials: create users and tokens, and resolve a password, token or id to an Actor."""
+"""Users and credentials: create users and tokens; resolve a password, token or id to an Actor."""
 
 from __future__ import annotations
 
@@ -41,8 +41,12 @@ class UserService:
         try:
             async with self.db.session() as session:
                 user = await UserRepository(session).add(
-                    User(email=email, name=name, password_hash=hash_password(password),
-                         is_admin=is_admin)
+                    User(
+                        email=email,
+                        name=name,
+                        password_hash=hash_password(password),
+                        is_admin=is_admin,
+                    )
                 )
                 return user_json(user)
         except IntegrityError:
@@ -97,7 +101,9 @@ class UserService:
             if user is None:
                 raise NotFound(f"user {email!r} not found (create it with 'users create')")
             token, digest = new_api_token()
-            await TokenRepository(session).add(ApiToken(user_id=user.id, token_hash=digest, name=name))
+            await TokenRepository(session).add(
+                ApiToken(user_id=user.id, token_hash=digest, name=name)
+            )
             return token
 
     async def me(self, actor: Actor) -> dict[str, Any]:
