@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import WSGIResponder
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Route
 
@@ -22,7 +23,7 @@ from asgi_gateway.flags import FlagFile, load_flag_file
 from asgi_gateway.identity import FlaskSessionUser, UserKey, bearer_key, cookie, header
 from asgi_gateway.metrics import Recorder
 from asgi_gateway.refresher import FlagRefresher
-from asgi_gateway.routing import Endpoint, RouteMatcher, check_twins
+from asgi_gateway.routing import Endpoint, RouteMatcher, check_twins, route_path
 from asgi_gateway.store import FlagStore
 from shared import bridge
 from shared.db import engine_for_url
@@ -70,7 +71,10 @@ class FlagSource:
 
     def open(self) -> AsyncEngine:
         if self.engine is None:
-            self.engine = engine_for_url(self.database_url, pool_size=2, max_overflow=2)
+            # No pre-ping: the refresher polls several times a second and already treats a
+            # failed read as "keep the last snapshot"; a ping per checkout doubles its cost.
+            self.engine = engine_for_url(self.database_url, pool_size=2, max_overflow=2,
+                                         pool_pre_ping=False)
         return self.engine
 
 
@@ -101,7 +105,7 @@ class Gateway:
         self.flag_source = flags
         self.endpoints: dict[str, Endpoint] = check_twins(wsgi_app, self.routes)
         self.twins = frozenset(r.name for r in self.routes)
-        self.legacy = WSGIMiddleware(wsgi_app, workers=wsgi_threads)
+        self.legacy = _WSGIMiddleware(wsgi_app, workers=wsgi_threads)
         self.matcher = RouteMatcher(self.routes)
         if user_key is None and hasattr(wsgi_app, "session_interface"):
             user_key = FlaskSessionUser(wsgi_app)
@@ -135,7 +139,7 @@ class Gateway:
             if kind == "websocket" and (await receive())["type"] == "websocket.connect":
                 await send({"type": "websocket.close", "code": 1003})
             return
-        path: str = scope["path"]
+        path = route_path(scope)  # without the root path the app may be mounted at
         if path.startswith(_OWN_PREFIXES):
             # Answered natively by the gateway (async), and tagged like every other response.
             await self.admin(scope, receive, _Exchange(receive, send, "async").send)
@@ -357,19 +361,106 @@ class _Exchange:
             raise
 
 
+class _ClientGone(Exception):
+    """Raised in a WSGI thread at its next send once the client has disconnected."""
+
+
+class _WSGIMiddleware(WSGIMiddleware):
+    """a2wsgi's adapter, except that a client who leaves stops a streaming WSGI response.
+
+    uvicorn drops what is sent after a disconnect without an error, and a2wsgi reads
+    `receive` only for the request body, so a streamed response (a generator, a slow
+    download) kept its WSGI thread until the generator ended, however long after the client
+    had gone; an endless stream held it for good, and enough of them starved the pool.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)  # type: ignore[arg-type]
+            return
+        responder = _WSGIResponder(self.app, self.executor, self.send_queue_size)
+        await responder(scope, receive, send)
+
+
+class _WSGIResponder(WSGIResponder):
+    """Watches for http.disconnect once the request body is read; the WSGI thread then
+    raises _ClientGone at its next send, which ends the app's loop and closes its iterable.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.client_gone = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        # One reader of `receive` at a time: the watcher starts once the app has read the
+        # whole body, so it never takes a body message. A request without a body has its
+        # one (empty) message read here, so the watcher starts at once; the app gets the
+        # message if it asks for it.
+        watcher: asyncio.Task[None] | None = None
+        first = None if _has_body(scope) else await receive()
+
+        def note(message: dict[str, Any]) -> dict[str, Any]:
+            nonlocal watcher
+            is_last = message["type"] != "http.request" or not message.get("more_body", False)
+            if is_last and watcher is None:
+                watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+            return message
+
+        async def receive_body() -> dict[str, Any]:
+            nonlocal first
+            if first is not None:
+                message, first = first, None
+                return message
+            return note(await receive())
+
+        if first is not None:
+            note(first)
+        try:
+            await super().__call__(scope, receive_body, send)  # type: ignore[arg-type]
+        except _ClientGone:
+            pass  # nobody left to answer; the app's iterable has been closed
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.client_gone = True
+
+    def send(self, message: Any) -> None:  # runs in the WSGI thread
+        if self.client_gone:
+            raise _ClientGone("the client disconnected")
+        super().send(message)
+
+
+def _has_body(scope: Scope) -> bool:
+    return any((name == b"content-length" and value != b"0") or name == b"transfer-encoding"
+               for name, value in scope.get("headers", ()))
+
+
 def _legacy_resolver(wsgi_app: Any) -> Callable[[str, str], str | None] | None:
     """Path and method to a Flask endpoint id, for metrics (runs in the background only)."""
     url_map = getattr(wsgi_app, "url_map", None)
     if url_map is None:
         return None
     adapter = url_map.bind("gateway.invalid")
+    cache: dict[tuple[str, str], str | None] = {}
 
     def resolve(path: str, method: str) -> str | None:
+        key = (path, method)
+        if key in cache:
+            return cache[key]
         try:
             endpoint, _ = adapter.match(path, method)
         except Exception:  # NotFound, MethodNotAllowed, RequestRedirect
-            return None
-        return endpoint if isinstance(endpoint, str) and endpoint != "static" else None
+            endpoint = None
+        if not isinstance(endpoint, str) or endpoint == "static":
+            endpoint = None
+        if len(cache) >= 10_000:  # paths carry ids: bound the cache
+            cache.clear()
+        cache[key] = endpoint
+        return endpoint
 
     return resolve
 

@@ -116,7 +116,7 @@ class FlagStore:
         except IntegrityError:
             pass  # another worker created the row first
         except SQLAlchemyError as exc:
-            raise FlagStoreUnavailable(f"cannot create the flag tables: {exc}") from exc
+            raise FlagStoreUnavailable(f"cannot create the flag tables: {_cause(exc)}") from exc
 
     async def version(self) -> int:
         """The current flag version: one indexed row, cheap enough to poll."""
@@ -125,7 +125,7 @@ class FlagStore:
                 return int(await conn.scalar(select(state_table.c.version)
                                              .where(state_table.c.id == 1)) or 0)
         except (SQLAlchemyError, OSError) as exc:
-            raise FlagStoreUnavailable(f"cannot read the flag version: {exc}") from exc
+            raise FlagStoreUnavailable(f"cannot read the flag version: {_cause(exc)}") from exc
 
     async def load(self) -> FlagState:
         """Every runtime flag and the version they belong to, read in one transaction."""
@@ -135,7 +135,7 @@ class FlagStore:
                                             .where(state_table.c.id == 1))
                 rows = (await conn.execute(select(flags_table))).mappings().all()
         except (SQLAlchemyError, OSError) as exc:
-            raise FlagStoreUnavailable(f"cannot read the flags: {exc}") from exc
+            raise FlagStoreUnavailable(f"cannot read the flags: {_cause(exc)}") from exc
         return FlagState(int(version or 0), {row["endpoint"]: _flag_of(row) for row in rows})
 
     async def apply(self, declared: FlagFile, *, actor: str = "feature_flags.yaml") -> list[str]:
@@ -166,16 +166,19 @@ class FlagStore:
     async def set_flag(self, flag: Flag, *, actor: str, reason: str,
                        action: str = "set") -> tuple[Flag | None, Flag]:
         """Change one endpoint's runtime flag, audited; returns (before, after)."""
-        async with self.engine.begin() as conn:
-            await _bump(conn)  # first: takes the write lock, so concurrent flips serialize
-            row = (await conn.execute(select(flags_table).where(
-                flags_table.c.endpoint == flag.endpoint))).mappings().first()
-            before = _flag_of(row) if row is not None else None
-            await _write(conn, flag, actor=actor,
-                         fingerprint=row["declared_fingerprint"] if row is not None else None,
-                         exists=row is not None)
-            await _audit(conn, flag.endpoint, actor, action,
-                         before.to_dict() if before else None, flag.to_dict(), reason)
+        try:
+            async with self.engine.begin() as conn:
+                await _bump(conn)  # first: takes the write lock, so concurrent flips serialize
+                row = (await conn.execute(select(flags_table).where(
+                    flags_table.c.endpoint == flag.endpoint))).mappings().first()
+                before = _flag_of(row) if row is not None else None
+                await _write(conn, flag, actor=actor,
+                             fingerprint=row["declared_fingerprint"] if row is not None else None,
+                             exists=row is not None)
+                await _audit(conn, flag.endpoint, actor, action,
+                             before.to_dict() if before else None, flag.to_dict(), reason)
+        except (SQLAlchemyError, OSError) as exc:
+            raise FlagStoreUnavailable(f"cannot store the flag change: {_cause(exc)}") from exc
         return before, flag
 
     async def mark_exported(self, fingerprints: Mapping[str, str]) -> None:
@@ -189,9 +192,12 @@ class FlagStore:
     async def last_changes(self) -> dict[str, AuditEntry]:
         """The newest audit row of each endpoint."""
         newest = select(func.max(audit_table.c.id)).group_by(audit_table.c.endpoint)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(audit_table).where(audit_table.c.id.in_(newest))
-                                       )).mappings().all()
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(select(audit_table).where(
+                    audit_table.c.id.in_(newest)))).mappings().all()
+        except (SQLAlchemyError, OSError) as exc:
+            raise FlagStoreUnavailable(f"cannot read the audit trail: {_cause(exc)}") from exc
         return {row["endpoint"]: AuditEntry(**dict(row)) for row in rows}
 
     async def history(self, endpoint: str | None = None, *, limit: int = 100,
@@ -205,9 +211,20 @@ class FlagStore:
             query = query.where(audit_table.c.endpoint == endpoint)
         if actor is not None:
             query = query.where(audit_table.c.actor == actor)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).mappings().all()
+        except (SQLAlchemyError, OSError) as exc:
+            raise FlagStoreUnavailable(f"cannot read the audit trail: {_cause(exc)}") from exc
         return [AuditEntry(**dict(row)) for row in rows]
+
+
+def _cause(exc: BaseException) -> str:
+    """The driver's one-line reason, without the SQL and parameters SQLAlchemy appends
+    (the message reaches admin API clients)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _flag_of(row: Mapping[str, Any]) -> Flag:

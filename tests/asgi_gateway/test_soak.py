@@ -3,7 +3,9 @@
 The old failure mode (a loop per call, pools bound to dead loops) showed up only under
 concurrency and over time, as 500s and "Event loop is closed" in the logs: this runs long
 enough, on enough threads, through every kind of legacy view (sync views on the bridge, an
-`async def` view, pages) and the async twin, to bring it back if it ever returns.
+`async def` view, pages) and the async twin, to bring it back if it ever returns. It runs
+on SQLite and on PostgreSQL: asyncpg connections belong to the loop that opened them, so a
+second loop anywhere turns into 500s at once there, while aiosqlite mostly tolerates it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.asgi_gateway.conftest import DEFAULT_FLAGS
+from tests.asgi_gateway.test_live_flips import pg_person
 from tests.conftest import Person, ServerProcess
 
 SOAK_S = 20.0
@@ -53,8 +57,9 @@ class Tally:
             if backend in self.served_by:
                 self.served_by[backend] += 1
         if response.status_code >= 500 or backend not in ("legacy", "async"):
-            self.failures.append(f"{name}: {response.status_code} {backend} "
-                                 f"{response.text[:300]!r}")
+            self.failures.append(
+                f"{name}: {response.status_code} {backend} {response.text[:300]!r}"
+            )
 
 
 def arrange(client: httpx.Client) -> dict[str, int]:
@@ -68,9 +73,14 @@ def arrange(client: httpx.Client) -> dict[str, int]:
         response = client.post("/api/appointments", json=appointment(ids["source"], hour))
         assert response.status_code == 201, response.text
         ids["appointment"] = response.json()["id"]
-    response = client.post("/api/archive-configs", json={
-        "name": "soak", "source_calendar_id": ids["source"],
-        "archive_calendar_id": ids["archive"]})
+    response = client.post(
+        "/api/archive-configs",
+        json={
+            "name": "soak",
+            "source_calendar_id": ids["source"],
+            "archive_calendar_id": ids["archive"],
+        },
+    )
     assert response.status_code == 201, response.text
     ids["config"] = response.json()["id"]
     return ids
@@ -78,9 +88,12 @@ def arrange(client: httpx.Client) -> dict[str, int]:
 
 def appointment(calendar_id: int, n: int) -> dict[str, object]:
     day, hour = divmod(n % 2000, 20)
-    return {"calendar_id": calendar_id, "subject": f"soak {n}",
-            "start": f"2024-03-{1 + day % 28:02d}T{hour:02d}:00:00Z",
-            "end": f"2024-03-{1 + day % 28:02d}T{hour:02d}:30:00Z"}
+    return {
+        "calendar_id": calendar_id,
+        "subject": f"soak {n}",
+        "start": f"2024-03-{1 + day % 28:02d}T{hour:02d}:00:00Z",
+        "end": f"2024-03-{1 + day % 28:02d}T{hour:02d}:30:00Z",
+    }
 
 
 def traffic(ids: dict[str, int]) -> list[tuple[str, int, Call]]:
@@ -88,33 +101,58 @@ def traffic(ids: dict[str, int]) -> list[tuple[str, int, Call]]:
     source, counter = ids["source"], itertools.count(100)
     window = "start=2024-03-01&end=2024-03-31&tz=Europe/Berlin"
     return [
-        ("async twin: appointments.list", 6,
-         lambda c: c.get(f"/api/appointments?calendar_id={source}&{window}")),
+        (
+            "async twin: appointments.list",
+            6,
+            lambda c: c.get(f"/api/appointments?calendar_id={source}&{window}"),
+        ),
         ("calendars.list", 3, lambda c: c.get("/api/calendars")),
         ("appointments.get", 3, lambda c: c.get(f"/api/appointments/{ids['appointment']}")),
-        ("appointments.create", 2,
-         lambda c: c.post("/api/appointments", json=appointment(source, next(counter)))),
+        (
+            "appointments.create",
+            2,
+            lambda c: c.post("/api/appointments", json=appointment(source, next(counter))),
+        ),
         ("archive_configs.list", 2, lambda c: c.get("/api/archive-configs")),
         ("archive_configs.get", 1, lambda c: c.get(f"/api/archive-configs/{ids['config']}")),
         ("auth.me (async def view)", 3, lambda c: c.get("/api/me")),
-        ("calendars.remote_events (async def view)", 1,
-         lambda c: c.get(f"/api/calendars/{source}/remote-events?start=2024-03-01&end=2024-03-08")),
+        (
+            "calendars.remote_events (async def view)",
+            1,
+            lambda c: c.get(
+                f"/api/calendars/{source}/remote-events?start=2024-03-01&end=2024-03-08"
+            ),
+        ),
         ("page /", 1, lambda c: c.get("/")),
-        ("page /appointments", 1,
-         lambda c: c.get(f"/appointments?calendar_id={source}&{window}")),
+        ("page /appointments", 1, lambda c: c.get(f"/appointments?calendar_id={source}&{window}")),
         ("page /archive-configs", 1, lambda c: c.get("/archive-configs")),
         ("healthz", 1, lambda c: c.get("/healthz")),
     ]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest) -> tuple[dict[str, str], Person, Person]:
+    """(environ, admin, alice) on SQLite, or on PostgreSQL, whose asyncpg connections are
+    bound to the loop that opened them: any use from another loop fails loudly there.
+    """
+    if request.param == "sqlite":
+        environ = request.getfixturevalue("environ")
+        admin = request.getfixturevalue("admin")
+        alice = request.getfixturevalue("alice")
+    else:
+        environ = request.getfixturevalue("pg_environ")
+        admin = pg_person(environ, "admin@example.com", is_admin=True)
+        alice = pg_person(environ, "alice@example.com")
+    Path(environ["AA_FLAGS_FILE"]).write_text(DEFAULT_FLAGS)
+    return environ, admin, alice
+
+
 @pytest.mark.slow
 def test_mixed_traffic_under_flips_gives_no_5xx_and_no_loop_errors(
-    environ: dict[str, str],
-    flags_file: Path,
-    admin: Person,
-    alice: Person,
+    database: tuple[dict[str, str], Person, Person],
     spawn: Callable[..., ServerProcess],
 ) -> None:
+    environ, admin, alice = database
     server = spawn(environ, workers=2)
     with server.client(headers=alice.headers) as client:
         ids = arrange(client)
@@ -150,8 +188,9 @@ def test_mixed_traffic_under_flips_gives_no_5xx_and_no_loop_errors(
 
     def flip() -> None:
         with server.client(headers=admin.headers) as client:
-            for n, (mode, percent) in enumerate(itertools.islice(
-                    itertools.cycle(FLIP_MODES), int(SOAK_S / FLIP_EVERY_S))):
+            for n, (mode, percent) in enumerate(
+                itertools.islice(itertools.cycle(FLIP_MODES), int(SOAK_S / FLIP_EVERY_S))
+            ):
                 # On a fixed schedule (a slow flip does not push the next ones back);
                 # Event.wait paces them and ends them as soon as the soak is over.
                 if stop.wait(max(0.0, started + (n + 1) * FLIP_EVERY_S - time.monotonic())):
@@ -167,12 +206,15 @@ def test_mixed_traffic_under_flips_gives_no_5xx_and_no_loop_errors(
                     tally.failures.append(f"flip to {mode}: {type(exc).__name__}: {exc}")
                     continue
                 if response.status_code != 200:
-                    tally.failures.append(f"flip to {mode}: {response.status_code} "
-                                          f"{response.text[:300]!r}")
+                    tally.failures.append(
+                        f"flip to {mode}: {response.status_code} {response.text[:300]!r}"
+                    )
                 flips.append(mode)
 
-    threads = [threading.Thread(target=drive, args=(seed,), name=f"soak-{seed}")
-               for seed in range(TRAFFIC_THREADS)]
+    threads = [
+        threading.Thread(target=drive, args=(seed,), name=f"soak-{seed}")
+        for seed in range(TRAFFIC_THREADS)
+    ]
     threads.append(threading.Thread(target=flip, name="soak-flipper"))
     for thread in threads:
         thread.start()
@@ -189,8 +231,9 @@ def test_mixed_traffic_under_flips_gives_no_5xx_and_no_loop_errors(
     assert len(flips) >= SOAK_S / FLIP_EVERY_S - 2, flips
     # Both backends answered, and every kind of request was made and succeeded.
     assert tally.served_by["async"] > 50 and tally.served_by["legacy"] > 50, tally.served_by
-    unexpected = {name: by_status for name, by_status in tally.statuses.items()
-                  if set(by_status) - {200, 201}}
+    unexpected = {
+        name: by_status for name, by_status in tally.statuses.items() if set(by_status) - {200, 201}
+    }
     assert unexpected == {}, unexpected
     assert set(tally.statuses) == set(names), set(names) - set(tally.statuses)
 
