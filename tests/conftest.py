@@ -170,6 +170,9 @@ class LiveServer:
     def __init__(self, app: Any, **config: Any) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # uvicorn wraps an inherited socket as AF_UNIX and so never sets TCP_NODELAY on its
+        # connections; Linux copies the option from the listening socket to accepted ones.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -230,6 +233,9 @@ class ServerProcess:
                  app: str = "asgi_gateway.app:app", extra_args: Sequence[str] = ()) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # uvicorn wraps an inherited socket as AF_UNIX and so never sets TCP_NODELAY on its
+        # connections; Linux copies the option from the listening socket to accepted ones.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.set_inheritable(True)
         self.port = self.sock.getsockname()[1]

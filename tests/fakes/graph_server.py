@@ -355,6 +355,9 @@ class FakeGraphServer:
 def _listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # uvicorn wraps an inherited socket as AF_UNIX and so never sets TCP_NODELAY on its
+    # connections; Linux copies the option from the listening socket to accepted ones.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
         # Listening before uvicorn starts means early connections queue instead of failing.
