@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from a2wsgi import WSGIMiddleware
-from a2wsgi.wsgi import WSGIResponder
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Route
 
@@ -25,6 +23,7 @@ from asgi_gateway.metrics import Recorder
 from asgi_gateway.refresher import FlagRefresher
 from asgi_gateway.routing import Endpoint, RouteMatcher, check_twins, route_path
 from asgi_gateway.store import FlagStore
+from asgi_gateway.wsgi import WSGIMount
 from shared import bridge
 from shared.db import engine_for_url
 
@@ -73,8 +72,9 @@ class FlagSource:
         if self.engine is None:
             # No pre-ping: the refresher polls several times a second and already treats a
             # failed read as "keep the last snapshot"; a ping per checkout doubles its cost.
-            self.engine = engine_for_url(self.database_url, pool_size=2, max_overflow=2,
-                                         pool_pre_ping=False)
+            self.engine = engine_for_url(
+                self.database_url, pool_size=2, max_overflow=2, pool_pre_ping=False
+            )
         return self.engine
 
 
@@ -105,7 +105,7 @@ class Gateway:
         self.flag_source = flags
         self.endpoints: dict[str, Endpoint] = check_twins(wsgi_app, self.routes)
         self.twins = frozenset(r.name for r in self.routes)
-        self.legacy = _WSGIMiddleware(wsgi_app, workers=wsgi_threads)
+        self.legacy = WSGIMount(wsgi_app, workers=wsgi_threads)
         self.matcher = RouteMatcher(self.routes)
         if user_key is None and hasattr(wsgi_app, "session_interface"):
             user_key = FlaskSessionUser(wsgi_app)
@@ -121,8 +121,9 @@ class Gateway:
         self.wsgi_threads = wsgi_threads
         self.retire_after_days = retire_after_days
         self.started_at = 0.0
-        self.recorder = Recorder(resolve=_legacy_resolver(wsgi_app),
-                                 retention_days=stats_retention_days)
+        self.recorder = Recorder(
+            resolve=_legacy_resolver(wsgi_app), retention_days=stats_retention_days
+        )
         from asgi_gateway.admin import admin_router
 
         self.admin = admin_router(self, extra_routes=admin_routes)
@@ -168,15 +169,27 @@ class Gateway:
                 raise  # mid-response: only the server can end the connection now
             exchange.error = True
             _log.exception("unhandled error serving %s %s", scope["method"], path)
-            await exchange.send({"type": "http.response.start", "status": 500,
-                                 "headers": [(b"content-type", b"application/json")]})
+            await exchange.send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await exchange.send({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
             self.inflight -= 1
             if exchange is not None:
-                self.recorder.record(endpoint, path, scope["method"], exchange.backend,
-                                     exchange.status, (time.perf_counter() - started) * 1000,
-                                     exchange.error, exchange.disconnected)
+                self.recorder.record(
+                    endpoint,
+                    path,
+                    scope["method"],
+                    exchange.backend,
+                    exchange.status,
+                    (time.perf_counter() - started) * 1000,
+                    exchange.error,
+                    exchange.disconnected,
+                )
 
     async def _serve_legacy(self, scope: Scope, exchange: _Exchange) -> None:
         self.legacy_inflight += 1
@@ -307,7 +320,8 @@ class Gateway:
         # uvicorn stops accepting and waits for open requests before the lifespan ends;
         # this covers servers that do not, so no legacy thread is cut off mid-request.
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-        while self.inflight > 0 and time.monotonic() < deadline:
+        # A polled counter, not an Event: signalling one would cost every request a check.
+        while self.inflight > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     # -- reporting ------------------------------------------------------------------------------
@@ -317,8 +331,10 @@ class Gateway:
         refresher = self.refresher
         if refresher is None:
             return 503, {"status": "starting", "checks": {"flags": "not loaded"}}
-        checks = {"flags": "ok" if refresher.problem is None else refresher.problem,
-                  "flags_version": refresher.snapshot.version}
+        checks = {
+            "flags": "ok" if refresher.problem is None else refresher.problem,
+            "flags_version": refresher.snapshot.version,
+        }
         if refresher.problem is not None:
             return 503, {"status": "degraded", "checks": checks}
         return 200, {"status": "ready", "checks": checks}
@@ -327,8 +343,16 @@ class Gateway:
 class _Exchange:
     """One request's channel: tags the response, and notes status, errors and disconnects."""
 
-    __slots__ = ("_receive", "_send", "backend", "disconnected", "done", "error",
-                 "response_started", "status")
+    __slots__ = (
+        "_receive",
+        "_send",
+        "backend",
+        "disconnected",
+        "done",
+        "error",
+        "response_started",
+        "status",
+    )
 
     def __init__(self, receive: Receive, send: Send, backend: Backend) -> None:
         self._receive = receive
@@ -359,84 +383,6 @@ class _Exchange:
         except OSError:
             self.disconnected = True
             raise
-
-
-class _ClientGone(Exception):
-    """Raised in a WSGI thread at its next send once the client has disconnected."""
-
-
-class _WSGIMiddleware(WSGIMiddleware):
-    """a2wsgi's adapter, except that a client who leaves stops a streaming WSGI response.
-
-    uvicorn drops what is sent after a disconnect without an error, and a2wsgi reads
-    `receive` only for the request body, so a streamed response (a generator, a slow
-    download) kept its WSGI thread until the generator ended, however long after the client
-    had gone; an endless stream held it for good, and enough of them starved the pool.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)  # type: ignore[arg-type]
-            return
-        responder = _WSGIResponder(self.app, self.executor, self.send_queue_size)
-        await responder(scope, receive, send)
-
-
-class _WSGIResponder(WSGIResponder):
-    """Watches for http.disconnect once the request body is read; the WSGI thread then
-    raises _ClientGone at its next send, which ends the app's loop and closes its iterable.
-    """
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.client_gone = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        # One reader of `receive` at a time: the watcher starts once the app has read the
-        # whole body, so it never takes a body message. A request without a body has its
-        # one (empty) message read here, so the watcher starts at once; the app gets the
-        # message if it asks for it.
-        watcher: asyncio.Task[None] | None = None
-        first = None if _has_body(scope) else await receive()
-
-        def note(message: dict[str, Any]) -> dict[str, Any]:
-            nonlocal watcher
-            is_last = message["type"] != "http.request" or not message.get("more_body", False)
-            if is_last and watcher is None:
-                watcher = asyncio.get_running_loop().create_task(self._watch(receive))
-            return message
-
-        async def receive_body() -> dict[str, Any]:
-            nonlocal first
-            if first is not None:
-                message, first = first, None
-                return message
-            return note(await receive())
-
-        if first is not None:
-            note(first)
-        try:
-            await super().__call__(scope, receive_body, send)  # type: ignore[arg-type]
-        except _ClientGone:
-            pass  # nobody left to answer; the app's iterable has been closed
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.client_gone = True
-
-    def send(self, message: Any) -> None:  # runs in the WSGI thread
-        if self.client_gone:
-            raise _ClientGone("the client disconnected")
-        super().send(message)
-
-
-def _has_body(scope: Scope) -> bool:
-    return any((name == b"content-length" and value != b"0") or name == b"transfer-encoding"
-               for name, value in scope.get("headers", ()))
 
 
 def _legacy_resolver(wsgi_app: Any) -> Callable[[str, str], str | None] | None:
@@ -481,10 +427,6 @@ def build_gateway(
     `wsgi_threads`, `admin_routes`.
     """
     return Gateway(wsgi_app, routes, flags, **options)
-
-
-def json_bytes(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 __all__ = ["FlagSource", "Gateway", "GatewayError", "Principal", "build_gateway"]

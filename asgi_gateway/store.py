@@ -84,9 +84,14 @@ class AuditEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "endpoint": self.endpoint, "actor": self.actor,
-            "action": self.action, "before": self.before, "after": self.after,
-            "reason": self.reason, "created_at": self.created_at.isoformat(timespec="seconds"),
+            "id": self.id,
+            "endpoint": self.endpoint,
+            "actor": self.actor,
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(timespec="seconds"),
         }
 
 
@@ -110,8 +115,10 @@ class FlagStore:
             async with self.engine.begin() as conn:
                 await conn.run_sync(metadata.create_all, checkfirst=True)
             async with self.engine.begin() as conn:
-                if await conn.scalar(select(state_table.c.version).where(state_table.c.id == 1)) \
-                        is None:
+                if (
+                    await conn.scalar(select(state_table.c.version).where(state_table.c.id == 1))
+                    is None
+                ):
                     await conn.execute(insert(state_table).values(id=1, version=0))
         except IntegrityError:
             pass  # another worker created the row first
@@ -122,8 +129,10 @@ class FlagStore:
         """The current flag version: one indexed row, cheap enough to poll."""
         try:
             async with self.engine.connect() as conn:
-                return int(await conn.scalar(select(state_table.c.version)
-                                             .where(state_table.c.id == 1)) or 0)
+                return int(
+                    await conn.scalar(select(state_table.c.version).where(state_table.c.id == 1))
+                    or 0
+                )
         except (SQLAlchemyError, OSError) as exc:
             raise FlagStoreUnavailable(f"cannot read the flag version: {_cause(exc)}") from exc
 
@@ -131,8 +140,9 @@ class FlagStore:
         """Every runtime flag and the version they belong to, read in one transaction."""
         try:
             async with self.engine.connect() as conn:
-                version = await conn.scalar(select(state_table.c.version)
-                                            .where(state_table.c.id == 1))
+                version = await conn.scalar(
+                    select(state_table.c.version).where(state_table.c.id == 1)
+                )
                 rows = (await conn.execute(select(flags_table))).mappings().all()
         except (SQLAlchemyError, OSError) as exc:
             raise FlagStoreUnavailable(f"cannot read the flags: {_cause(exc)}") from exc
@@ -146,37 +156,65 @@ class FlagStore:
         changed: list[str] = []
         async with self.engine.begin() as conn:
             await _bump(conn)
-            current = {row["endpoint"]: row for row in
-                       (await conn.execute(select(flags_table))).mappings().all()}
+            current = {
+                row["endpoint"]: row
+                for row in (await conn.execute(select(flags_table))).mappings().all()
+            }
             for endpoint, flag in declared.flags.items():
                 fingerprint = flag.fingerprint()
                 row = current.get(endpoint)
                 if row is not None and row["declared_fingerprint"] == fingerprint:
                     continue
                 before = _flag_of(row) if row is not None else None
-                await _write(conn, flag, actor=actor, fingerprint=fingerprint,
-                             exists=row is not None)
+                await _write(
+                    conn, flag, actor=actor, fingerprint=fingerprint, exists=row is not None
+                )
                 if before != flag:
-                    await _audit(conn, endpoint, actor, "apply",
-                                 before.to_dict() if before else None, flag.to_dict(),
-                                 f"{declared.path.name} entry changed")
+                    await _audit(
+                        conn,
+                        endpoint,
+                        actor,
+                        "apply",
+                        before.to_dict() if before else None,
+                        flag.to_dict(),
+                        f"{declared.path.name} entry changed",
+                    )
                     changed.append(endpoint)
         return changed
 
-    async def set_flag(self, flag: Flag, *, actor: str, reason: str,
-                       action: str = "set") -> tuple[Flag | None, Flag]:
+    async def set_flag(
+        self, flag: Flag, *, actor: str, reason: str, action: str = "set"
+    ) -> tuple[Flag | None, Flag]:
         """Change one endpoint's runtime flag, audited; returns (before, after)."""
         try:
             async with self.engine.begin() as conn:
                 await _bump(conn)  # first: takes the write lock, so concurrent flips serialize
-                row = (await conn.execute(select(flags_table).where(
-                    flags_table.c.endpoint == flag.endpoint))).mappings().first()
+                row = (
+                    (
+                        await conn.execute(
+                            select(flags_table).where(flags_table.c.endpoint == flag.endpoint)
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
                 before = _flag_of(row) if row is not None else None
-                await _write(conn, flag, actor=actor,
-                             fingerprint=row["declared_fingerprint"] if row is not None else None,
-                             exists=row is not None)
-                await _audit(conn, flag.endpoint, actor, action,
-                             before.to_dict() if before else None, flag.to_dict(), reason)
+                await _write(
+                    conn,
+                    flag,
+                    actor=actor,
+                    fingerprint=row["declared_fingerprint"] if row is not None else None,
+                    exists=row is not None,
+                )
+                await _audit(
+                    conn,
+                    flag.endpoint,
+                    actor,
+                    action,
+                    before.to_dict() if before else None,
+                    flag.to_dict(),
+                    reason,
+                )
         except (SQLAlchemyError, OSError) as exc:
             raise FlagStoreUnavailable(f"cannot store the flag change: {_cause(exc)}") from exc
         return before, flag
@@ -185,24 +223,34 @@ class FlagStore:
         """After `flags export` wrote runtime state into the YAML, record it as applied."""
         async with self.engine.begin() as conn:
             for endpoint, fingerprint in fingerprints.items():
-                await conn.execute(update(flags_table)
-                                   .where(flags_table.c.endpoint == endpoint)
-                                   .values(declared_fingerprint=fingerprint))
+                await conn.execute(
+                    update(flags_table)
+                    .where(flags_table.c.endpoint == endpoint)
+                    .values(declared_fingerprint=fingerprint)
+                )
 
     async def last_changes(self) -> dict[str, AuditEntry]:
         """The newest audit row of each endpoint."""
         newest = select(func.max(audit_table.c.id)).group_by(audit_table.c.endpoint)
         try:
             async with self.engine.connect() as conn:
-                rows = (await conn.execute(select(audit_table).where(
-                    audit_table.c.id.in_(newest)))).mappings().all()
+                rows = (
+                    (await conn.execute(select(audit_table).where(audit_table.c.id.in_(newest))))
+                    .mappings()
+                    .all()
+                )
         except (SQLAlchemyError, OSError) as exc:
             raise FlagStoreUnavailable(f"cannot read the audit trail: {_cause(exc)}") from exc
         return {row["endpoint"]: AuditEntry(**dict(row)) for row in rows}
 
-    async def history(self, endpoint: str | None = None, *, limit: int = 100,
-                      actor: str | None = None, since: datetime | None = None
-                      ) -> list[AuditEntry]:
+    async def history(
+        self,
+        endpoint: str | None = None,
+        *,
+        limit: int = 100,
+        actor: str | None = None,
+        since: datetime | None = None,
+    ) -> list[AuditEntry]:
         """Audit rows, newest first, optionally of one endpoint, one actor, or since a time."""
         query = select(audit_table).order_by(audit_table.c.id.desc()).limit(limit)
         if since is not None:
@@ -240,14 +288,16 @@ def _flag_of(row: Mapping[str, Any]) -> Flag:
 
 
 async def _bump(conn: AsyncConnection) -> None:
-    result = await conn.execute(update(state_table).where(state_table.c.id == 1)
-                                .values(version=state_table.c.version + 1))
+    result = await conn.execute(
+        update(state_table).where(state_table.c.id == 1).values(version=state_table.c.version + 1)
+    )
     if result.rowcount == 0:
         await conn.execute(insert(state_table).values(id=1, version=1))
 
 
-async def _write(conn: AsyncConnection, flag: Flag, *, actor: str, fingerprint: str | None,
-                 exists: bool) -> None:
+async def _write(
+    conn: AsyncConnection, flag: Flag, *, actor: str, fingerprint: str | None, exists: bool
+) -> None:
     values = {
         "mode": flag.mode,
         "percent": flag.percent,
@@ -259,15 +309,30 @@ async def _write(conn: AsyncConnection, flag: Flag, *, actor: str, fingerprint: 
         "updated_by": actor,
     }
     if exists:
-        await conn.execute(update(flags_table).where(flags_table.c.endpoint == flag.endpoint)
-                           .values(**values))
+        await conn.execute(
+            update(flags_table).where(flags_table.c.endpoint == flag.endpoint).values(**values)
+        )
     else:
         await conn.execute(insert(flags_table).values(endpoint=flag.endpoint, **values))
 
 
-async def _audit(conn: AsyncConnection, endpoint: str, actor: str, action: str,
-                 before: dict[str, Any] | None, after: dict[str, Any] | None,
-                 reason: str) -> None:
-    await conn.execute(insert(audit_table).values(
-        endpoint=endpoint, actor=actor, action=action, before=before, after=after,
-        reason=reason, created_at=datetime.now(UTC)))
+async def _audit(
+    conn: AsyncConnection,
+    endpoint: str,
+    actor: str,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str,
+) -> None:
+    await conn.execute(
+        insert(audit_table).values(
+            endpoint=endpoint,
+            actor=actor,
+            action=action,
+            before=before,
+            after=after,
+            reason=reason,
+            created_at=datetime.now(UTC),
+        )
+    )

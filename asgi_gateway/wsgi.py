@@ -1,0 +1,94 @@
+"""Mounting a WSGI app: a2wsgi's adapter, stopping a streamed response when the client leaves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import WSGIResponder
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class _ClientGone(Exception):
+    """Raised in a WSGI thread at its next send once the client has disconnected."""
+
+
+class WSGIMount(WSGIMiddleware):
+    """a2wsgi's adapter, except that a client who leaves stops a streaming WSGI response.
+
+    uvicorn drops what is sent after a disconnect without an error, and a2wsgi reads
+    `receive` only for the request body, so a streamed response (a generator, a slow
+    download) kept its WSGI thread until the generator ended, however long after the client
+    had gone; an endless stream held it for good, and enough of them starved the pool.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)  # type: ignore[arg-type]
+            return
+        responder = _WSGIResponder(self.app, self.executor, self.send_queue_size)
+        await responder(scope, receive, send)
+
+
+class _WSGIResponder(WSGIResponder):
+    """Watches for http.disconnect once the request body is read; the WSGI thread then
+    raises _ClientGone at its next send, which ends the app's loop and closes its iterable.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.client_gone = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+        # One reader of `receive` at a time: the watcher starts once the app has read the
+        # whole body, so it never takes a body message. A request without a body has its
+        # one (empty) message read here, so the watcher starts at once; the app gets the
+        # message if it asks for it.
+        watcher: asyncio.Task[None] | None = None
+        first = None if _has_body(scope) else await receive()
+
+        def note(message: dict[str, Any]) -> dict[str, Any]:
+            nonlocal watcher
+            is_last = message["type"] != "http.request" or not message.get("more_body", False)
+            if is_last and watcher is None:
+                watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+            return message
+
+        async def receive_body() -> dict[str, Any]:
+            nonlocal first
+            if first is not None:
+                message, first = first, None
+                return message
+            return note(await receive())
+
+        if first is not None:
+            note(first)
+        try:
+            await super().__call__(scope, receive_body, send)  # type: ignore[arg-type]
+        except _ClientGone:
+            pass  # nobody left to answer; the app's iterable has been closed
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.client_gone = True
+
+    def send(self, message: Any) -> None:  # runs in the WSGI thread
+        if self.client_gone:
+            raise _ClientGone("the client disconnected")
+        super().send(message)
+
+
+def _has_body(scope: Scope) -> bool:
+    return any(
+        (name == b"content-length" and value != b"0") or name == b"transfer-encoding"
+        for name, value in scope.get("headers", ())
+    )
