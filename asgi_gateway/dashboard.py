@@ -225,16 +225,15 @@ async def board_data(gateway: Gateway, retire_after_days: int) -> dict[str, Any]
     last = await store.last_changes()
     now_min = int(time.time() // 60)
     hour = await metrics.totals(engine, now_min - 60)
-    async_mode = [
+    settled_before = datetime.now(UTC) - timedelta(days=retire_after_days)
+    candidates = sorted(
         e
-        for e in gateway.endpoints
+        for e in gateway.twins
         if (state.flags.get(e) or _declared(gateway, e)).mode == "async"
-    ]
-    long_run = (
-        await metrics.totals(engine, now_min - retire_after_days * 1440, async_mode)
-        if async_mode
-        else {}
+        and e in last
+        and last[e].created_at <= settled_before
     )
+    long_run = await _long_run(gateway, candidates, now_min - retire_after_days * 1440)
     rows = []
     total_async = total_all = 0
     for endpoint in sorted(gateway.endpoints):
@@ -284,11 +283,36 @@ async def board_data(gateway: Gateway, retire_after_days: int) -> dict[str, Any]
     }
 
 
+_LONG_RUN_TTL_S = 300.0
+_long_run_cache: dict[int, tuple[float, tuple[str, ...], dict[tuple[str, str], tuple[int, int]]]]
+_long_run_cache = {}
+
+
+async def _long_run(
+    gateway: Gateway, endpoints: list[str], since_minute: int
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Requests and errors over the retirement period, for the endpoints that may qualify.
+
+    A week of per-minute rows is the dashboard's heaviest read and the hint moves over days,
+    so the answer is kept for a few minutes per gateway.
+    """
+    if not endpoints:
+        return {}
+    key = tuple(endpoints)
+    cached = _long_run_cache.get(id(gateway))
+    if cached is not None and cached[1] == key and cached[0] > time.monotonic():
+        return cached[2]
+    assert gateway.store is not None
+    counts = await metrics.request_counts(gateway.store.engine, since_minute, endpoints)
+    _long_run_cache[id(gateway)] = (time.monotonic() + _LONG_RUN_TTL_S, key, counts)
+    return counts
+
+
 def _hint(
     endpoint: str,
     flag: Flag,
     gateway: Gateway,
-    long_run: dict[tuple[str, str], metrics.Totals],
+    long_run: dict[tuple[str, str], tuple[int, int]],
     change: Any,
     days: int,
 ) -> str | None:
@@ -298,14 +322,9 @@ def _hint(
         return None
     if change.created_at > datetime.now(UTC) - timedelta(days=days):
         return None
-    legacy = long_run.get((endpoint, "legacy"))
-    served = long_run.get((endpoint, "async"))
-    if (
-        (legacy is None or legacy.requests == 0)
-        and served is not None
-        and served.requests
-        and served.error_rate <= flag.guard.max_error_rate
-    ):
+    legacy_requests, _ = long_run.get((endpoint, "legacy"), (0, 0))
+    served, errors = long_run.get((endpoint, "async"), (0, 0))
+    if legacy_requests == 0 and served and errors / served <= flag.guard.max_error_rate:
         return "legacy code removable"
     return None
 

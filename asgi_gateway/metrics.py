@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, delete, func, select
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -51,6 +51,9 @@ stats_table = Table(
     Column("endpoint", String(200), primary_key=True),
     Column("backend", String(8), primary_key=True),
     *(Column(name, Integer, nullable=False, default=0) for name in _COUNT_COLUMNS),
+    # Per-endpoint reads (endpoint pages, the retirement hint) would scan every endpoint's
+    # rows through the (minute, ...) key; this one also covers the week-long hint query.
+    Index("ix_rollout_stats_endpoint", "endpoint", "backend", "minute", "requests", "errors"),
 )
 
 # endpoint (None: resolve from path and method later), path, method, backend, status, ms,
@@ -321,6 +324,25 @@ async def totals(
         ints = [int(v or 0) for v in values]
         result[(endpoint, backend)] = Totals(*ints[:5], buckets=tuple(ints[5:]))
     return result
+
+
+async def request_counts(
+    engine: AsyncEngine, since_minute: int, endpoints: Iterable[str]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """(endpoint, backend) -> (requests, errors) since `since_minute`: a covering-index read."""
+    query = (
+        select(
+            stats_table.c.endpoint,
+            stats_table.c.backend,
+            func.sum(stats_table.c.requests),
+            func.sum(stats_table.c.errors),
+        )
+        .where(stats_table.c.endpoint.in_(list(endpoints)), stats_table.c.minute >= since_minute)
+        .group_by(stats_table.c.endpoint, stats_table.c.backend)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return {(e, b): (int(r or 0), int(x or 0)) for e, b, r, x in rows}
 
 
 async def series(
