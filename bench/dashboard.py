@@ -47,8 +47,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
 from asgi_gateway import Flag, FlagSource, Gateway, Principal, build_gateway  # noqa: E402
 from asgi_gateway.identity import header  # noqa: E402
 from asgi_gateway.metrics import stats_table  # noqa: E402
-from bench.endpoints import NoDelayServer, running, settle  # noqa: E402
-from bench.gateway import Run, run_wrk  # noqa: E402
+from bench.endpoints import running, settle  # noqa: E402
+from bench.gateway import Run, Server, run_wrk  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
 TOKEN = "bench-dashboard-admin-token"
@@ -333,9 +333,7 @@ def _seed_audit(conn: sqlite3.Connection, flags: Mapping[str, Flag], now_minute:
 # -- load ---------------------------------------------------------------------------------------
 
 
-def measure(
-    server: NoDelayServer, opts: argparse.Namespace
-) -> dict[str, dict[str, dict[str, list[Run]]]]:
+def measure(server: Server, opts: argparse.Namespace) -> dict[str, dict[str, dict[str, list[Run]]]]:
     """Per case and concurrency, `rounds` pairs (case, baseline), order swapped each round."""
     runs: dict[str, dict[str, dict[str, list[Run]]]] = {
         name: {f"c={c}": {"page": [], "baseline": []} for c in CONNECTIONS} for name in CASES
@@ -405,7 +403,7 @@ def _side(runs: list[Run]) -> dict[str, Any]:
     }
 
 
-def first_loads(server: NoDelayServer) -> dict[str, float]:
+def first_loads(server: Server) -> dict[str, float]:
     """Wall ms of one request per page right after start-up (cold caches)."""
     timings = {}
     for name, path in {**CASES, "baseline": BASELINE}.items():
@@ -424,7 +422,7 @@ def _auth() -> dict[str, str]:
 # -- SQL profile --------------------------------------------------------------------------------
 
 
-def trace_queries(server: NoDelayServer, loads: int) -> dict[str, list[dict[str, Any]]]:
+def trace_queries(server: Server, loads: int) -> dict[str, list[dict[str, Any]]]:
     """Per page: every statement its loads ran (count, total and max ms), via the SQL trace."""
     traced = {}
     for name, path in CASES.items():
@@ -623,8 +621,8 @@ def main(argv: list[str] | None = None) -> int:
             _ENV_FLAGS: str(tmp / "flags.yaml"),
         }
 
-        def server() -> NoDelayServer:
-            return NoDelayServer("dashboard", "bench.dashboard:app", environ, tmp / "gw.log")
+        def server() -> Server:
+            return Server("dashboard", "bench.dashboard:app", environ, tmp / "gw.log")
 
         # A first start creates the gateway's tables and applies the flag file.
         with running([(server(), BASELINE)], TOKEN):

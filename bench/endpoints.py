@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -104,53 +103,18 @@ def side_environ(base: Mapping[str, str], tmp: Path, side: str, graph_url: str) 
     }
 
 
-class NoDelayServer(Server):
-    """A bench.gateway Server whose accepted connections have TCP_NODELAY set.
-
-    uvicorn --fd wraps the inherited socket as AF_UNIX, so asyncio never sets TCP_NODELAY on
-    its connections; a response written in two sends (head, body) then waits for the
-    client's delayed ACK, about 40 ms a request. Accepted sockets inherit the option from
-    the listening one on Linux.
-    """
-
-    def __init__(self, name: str, app: str, environ: Mapping[str, str], log_path: Path) -> None:
-        super().__init__(name, app, environ, log_path)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-# Runs the fake's own main() with TCP_NODELAY on its listening socket (see FakeGraph).
-_FAKE_LAUNCHER = """
-import socket, sys
-import tests.fakes.graph_server as fake
-listen = fake._listen
-def listen_nodelay(host, port):
-    sock = listen(host, port)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-fake._listen = listen_nodelay
-fake.main(sys.argv[1:])
-"""
-
-
 class FakeGraph(Server):
-    """The fake Graph API (tests.fakes.graph_server) in its own process, measurable like a Server.
+    """`python -m tests.fakes.graph_server` in its own process, measurable like a Server."""
 
-    The fake listens on a socket it creates with proto 0, so asyncio does not set
-    TCP_NODELAY on its connections and each answer (head and body written separately)
-    waits ~40 ms for the client's delayed ACK: 20 ms of configured latency become ~65 ms.
-    By default the fake's own `main` runs with the option set on its listening socket;
-    `as_is` runs `python -m tests.fakes.graph_server` unchanged.
-    """
-
-    def __init__(self, log_path: Path, *, as_is: bool = False) -> None:
+    def __init__(self, log_path: Path) -> None:
         super().__init__("fake graph", "", {}, log_path)
         # The fake binds its own port; the socket Server bound only picked a free one.
         self.port = self.sock.getsockname()[1]
         self.sock.close()
-        runner = ["-m", "tests.fakes.graph_server"] if as_is else ["-c", _FAKE_LAUNCHER]
         self.args = [
             sys.executable,
-            *runner,
+            "-m",
+            "tests.fakes.graph_server",
             "--port",
             str(self.port),
             "--latency-ms",
@@ -559,11 +523,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--wsgi-threads", type=int, default=None, help="AA_WSGI_THREADS for both gateways"
     )
-    parser.add_argument(
-        "--fake-as-is",
-        action="store_true",
-        help="run the fake Graph server unchanged (without TCP_NODELAY: ~40 ms more a call)",
-    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="results JSON")
     return parser.parse_args(argv)
 
@@ -590,12 +549,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aa-bench-endpoints-") as tmp_dir:
         tmp = Path(tmp_dir)
         base, token = prepare(tmp)
-        fake = FakeGraph(tmp / "fake-graph.log", as_is=opts.fake_as_is)
+        fake = FakeGraph(tmp / "fake-graph.log")
         if opts.wsgi_threads is not None:
             base["AA_WSGI_THREADS"] = str(opts.wsgi_threads)
         environs = {side: side_environ(base, tmp, side, fake.url) for side in SIDES}
         servers = {
-            side: NoDelayServer(side, "asgi_gateway.app:app", environs[side], tmp / f"{side}.log")
+            side: Server(side, "asgi_gateway.app:app", environs[side], tmp / f"{side}.log")
             for side in SIDES
         }
         with running([(fake, FAKE_PATH), *((servers[s], "/readyz") for s in SIDES)], token):
@@ -629,11 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
-            "graph": {
-                "latency_ms": GRAPH_LATENCY_MS,
-                "events": GRAPH_EVENTS,
-                "tcp_nodelay": not opts.fake_as_is,
-            },
+            "graph": {"latency_ms": GRAPH_LATENCY_MS, "events": GRAPH_EVENTS},
             "wsgi_threads": opts.wsgi_threads or "default (AA_DB_POOL_SIZE 10 + 2 = 12)",
         },
         "cases": summary,
