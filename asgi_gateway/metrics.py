@@ -91,7 +91,7 @@ class Recorder:
         self.engine: AsyncEngine | None = None
         self._prom: _Prometheus | None = None
         self._task: asyncio.Task[None] | None = None
-        self._last_prune = 0.0
+        self._last_prune = time.monotonic() - 3600  # first prune on the first persist
 
     def record(
         self,
@@ -211,9 +211,17 @@ class Recorder:
         if self.engine is None or time.monotonic() - self._last_prune < 3600:
             return
         self._last_prune = time.monotonic()
-        oldest = int(time.time() // 60) - self.retention_days * 24 * 60
+        await self.prune()
+
+    async def prune(self, now_s: float | None = None) -> int:
+        """Delete per-minute rows older than the retention period; returns how many."""
+        if self.engine is None:
+            return 0
+        oldest = int((now_s if now_s is not None else time.time()) // 60)
+        oldest -= self.retention_days * 24 * 60
         async with self.engine.begin() as conn:
-            await conn.execute(delete(stats_table).where(stats_table.c.minute < oldest))
+            result = await conn.execute(delete(stats_table).where(stats_table.c.minute < oldest))
+        return int(result.rowcount or 0)
 
 
 class _Prometheus:

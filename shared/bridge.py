@@ -76,7 +76,7 @@ def unregister_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def on_shutdown(hook: ShutdownHook) -> None:
-    """Register an async callable that `shutdown()` awaits on the bridge loop (e.g. engine dispose)."""
+    """Register an async callable for `shutdown()` to await on the bridge loop (engine dispose)."""
     with _state.lock:
         if hook not in _state.hooks:
             _state.hooks.append(hook)
@@ -154,7 +154,7 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
 
 
 def shutdown(timeout: float = 10.0) -> None:
-    """Await the shutdown hooks (engine dispose, HTTP clients) on the loop, then stop our loop thread.
+    """Await the shutdown hooks (engine dispose, clients) on the loop, then stop our loop thread.
 
     A registered server loop is left running (its owner stops it); only the hooks run there.
     """

@@ -76,6 +76,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A throw-away PostgreSQL database for this test session, migrated; dropped at the end."""
@@ -126,6 +127,7 @@ def pg_environ(tmp_path: Path, pg_database: str) -> dict[str, str]:
 
 # -- people --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Person:
     id: int
@@ -163,6 +165,7 @@ def bob(runtime: Runtime) -> Person:
 
 
 # -- live servers --------------------------------------------------------------------------------
+
 
 class LiveServer:
     """An ASGI app served by uvicorn in a thread, on a socket bound to 127.0.0.1:0."""
@@ -229,8 +232,15 @@ class ServerProcess:
     A separate process, as in production: its own bridge loop, its own pool, its own logs.
     """
 
-    def __init__(self, environ: dict[str, str], log_path: Path, *, workers: int = 1,
-                 app: str = "asgi_gateway.app:app", extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        environ: dict[str, str],
+        log_path: Path,
+        *,
+        workers: int = 1,
+        app: str = "asgi_gateway.app:app",
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # uvicorn wraps an inherited socket as AF_UNIX and so never sets TCP_NODELAY on its
@@ -242,16 +252,33 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.environ = {**os.environ, **environ, "PYTHONUNBUFFERED": "1"}
-        self.args = [sys.executable, "-m", "uvicorn", app, "--fd", str(self.sock.fileno()),
-                     "--workers", str(workers), "--log-level", "info",
-                     "--timeout-graceful-shutdown", "20", *extra_args]
+        self.args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--fd",
+            str(self.sock.fileno()),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "info",
+            "--timeout-graceful-shutdown",
+            "20",
+            *extra_args,
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.args, env=self.environ, stdout=self._log,
-                                     stderr=subprocess.STDOUT, pass_fds=(self.sock.fileno(),),
-                                     cwd=str(Path(__file__).resolve().parent.parent))
+        self.proc = subprocess.Popen(
+            self.args,
+            env=self.environ,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(self.sock.fileno(),),
+            cwd=str(Path(__file__).resolve().parent.parent),
+        )
         deadline = time.monotonic() + timeout_s
         while True:
             if self.proc.poll() is not None:

@@ -18,9 +18,16 @@ from tests.conftest import Person, ServerProcess
 ARTIFACTS = Path(os.environ.get("AA_TEST_ARTIFACTS", "test-artifacts"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium's own background traffic has nowhere to go on a closed network; switch it off.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +60,10 @@ def test_admin_flips_an_endpoint_from_the_dashboard(
         before = client.get("/api/appointments")
     assert before.headers["x-served-by"] == "legacy"
 
-    for viewport, label in (({"width": 1280, "height": 900}, "laptop"),
-                            ({"width": 390, "height": 844}, "phone")):
+    for viewport, label in (
+        ({"width": 1280, "height": 900}, "laptop"),
+        ({"width": 390, "height": 844}, "phone"),
+    ):
         context = browser.new_context(viewport=viewport)
         page = context.new_page()
         log_in(page, gateway_server.url, admin, "/_rollout/")
@@ -117,10 +126,10 @@ def test_the_board_refreshes_without_reloading(
     expect(page.locator("#progress")).to_have_text(re.compile(r"^\s*0 of \d+\s*$"))
     page.evaluate("window.__marker = 'same page'")
     with httpx.Client(base_url=gateway_server.url, headers=admin.headers) as client:
-        response = client.patch("/_rollout/api/flags/auth.me",
-                                json={"mode": "async", "reason": "refresh test"})
+        response = client.patch(
+            "/_rollout/api/flags/auth.me", json={"mode": "async", "reason": "refresh test"}
+        )
     assert response.status_code == 200
-    expect(page.locator("#progress")).to_have_text(re.compile(r"^\s*1 of \d+\s*$"),
-                                                   timeout=15_000)
+    expect(page.locator("#progress")).to_have_text(re.compile(r"^\s*1 of \d+\s*$"), timeout=15_000)
     assert page.evaluate("window.__marker") == "same page"
     context.close()

@@ -22,16 +22,20 @@ def test_hints_mark_removable_legacy_code_and_missing_twins(
 ) -> None:
     with gateway_server.client(headers=admin.headers) as client:
         for endpoint in ("auth.me", "calendars.list", "calendars.get"):
-            response = client.patch(f"/_rollout/api/flags/{endpoint}",
-                                    json={"mode": "async", "reason": "twin verified"})
+            response = client.patch(
+                f"/_rollout/api/flags/{endpoint}", json={"mode": "async", "reason": "twin verified"}
+            )
             assert response.status_code == 200
     now_minute = int(time.time() // 60)
     eight_days_ago = (datetime.now(UTC) - timedelta(days=8)).replace(tzinfo=None)
     database = Path(environ["AA_DATABASE_URL"].removeprefix("sqlite:///"))
     with sqlite3.connect(database) as db:
         # auth.me and calendars.list were flipped 8 days ago; calendars.get just now.
-        db.execute("UPDATE rollout_audit SET created_at = ? WHERE endpoint IN "
-                   "('auth.me', 'calendars.list')", (eight_days_ago,))
+        db.execute(
+            "UPDATE rollout_audit SET created_at = ? WHERE endpoint IN "
+            "('auth.me', 'calendars.list')",
+            (eight_days_ago,),
+        )
         columns = [r[1] for r in db.execute("PRAGMA table_info(rollout_stats)")]
         rows = []
         for minute in range(now_minute - 6 * 1440, now_minute, 60):
@@ -42,11 +46,16 @@ def test_hints_mark_removable_legacy_code_and_missing_twins(
                 ("calendars.get", "async", 100, 0),
             ):
                 values = dict.fromkeys(columns, 0)
-                values.update(minute=minute, endpoint=endpoint, backend=backend,
-                              requests=requests, s2xx=requests, errors=errors)
+                values.update(
+                    minute=minute,
+                    endpoint=endpoint,
+                    backend=backend,
+                    requests=requests,
+                    s2xx=requests,
+                    errors=errors,
+                )
                 rows.append(tuple(values[c] for c in columns))
-        db.executemany(f"INSERT INTO rollout_stats VALUES ({', '.join('?' * len(columns))})",
-                       rows)
+        db.executemany(f"INSERT INTO rollout_stats VALUES ({', '.join('?' * len(columns))})", rows)
     with gateway_server.client(headers=admin.headers) as client:
         board = client.get("/_rollout/").text
     assert "legacy code removable" in row_of(board, "auth.me")

@@ -8,8 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 
-from asgi_gateway.metrics import BUCKETS_MS, Recorder, Totals
+from asgi_gateway.metrics import BUCKETS_MS, Recorder, Totals, stats_table
+from shared.config import Settings
+from shared.db import engine_for_url
 from tests.conftest import Person, ServerProcess
 
 FLAGS = """\
@@ -22,24 +25,31 @@ routes:
 
 def counts(text: str) -> dict[tuple[str, str, str], float]:
     found = {}
-    pattern = re.compile(r'^gateway_requests_total\{backend="(\w+)",endpoint="([\w.]+)",'
-                         r'status_class="(\w+)"\} ([\d.e+]+)$', re.M)
+    pattern = re.compile(
+        r'^gateway_requests_total\{backend="(\w+)",endpoint="([\w.]+)",'
+        r'status_class="(\w+)"\} ([\d.e+]+)$',
+        re.M,
+    )
     for backend, endpoint, status_class, value in pattern.findall(text):
         found[(endpoint, backend, status_class)] = float(value)
     return found
 
 
 def test_metrics_count_every_request_exactly_across_two_workers(
-    environ: dict[str, str], tmp_path: Path, spawn: Callable[..., ServerProcess],
+    environ: dict[str, str],
+    tmp_path: Path,
+    spawn: Callable[..., ServerProcess],
     alice: Person,
 ) -> None:
     Path(environ["AA_FLAGS_FILE"]).write_text(FLAGS)
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     server = spawn({**environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, workers=2)
-    paths = {("appointments.list", "async", "2xx"): "/api/appointments",
-             ("calendars.list", "legacy", "2xx"): "/api/calendars",
-             ("appointments.get", "legacy", "4xx"): "/api/appointments/999999"}
+    paths = {
+        ("appointments.list", "async", "2xx"): "/api/appointments",
+        ("calendars.list", "legacy", "2xx"): "/api/calendars",
+        ("appointments.get", "legacy", "4xx"): "/api/appointments/999999",
+    }
     expected = dict.fromkeys(paths, 0)
 
     def counter_pids() -> set[str]:
@@ -74,12 +84,17 @@ def test_stats_are_merged_into_the_database_by_minute(
     Path(environ["AA_FLAGS_FILE"]).write_text(FLAGS)
     server = spawn(environ, workers=2)
     for _ in range(30):
-        assert httpx.get(server.url + "/api/appointments", headers=admin.headers,
-                         timeout=10).status_code == 200
+        assert (
+            httpx.get(
+                server.url + "/api/appointments", headers=admin.headers, timeout=10
+            ).status_code
+            == 200
+        )
     deadline = time.monotonic() + 15
     while True:
-        board = httpx.get(server.url + "/_rollout/endpoints/appointments.list",
-                          headers=admin.headers, timeout=10).text
+        board = httpx.get(
+            server.url + "/_rollout/endpoints/appointments.list", headers=admin.headers, timeout=10
+        ).text
         match = re.search(r"<tr><td>async</td><td>(\d+)</td>", board)
         if (match and int(match.group(1)) == 30) or time.monotonic() > deadline:
             break
@@ -105,3 +120,33 @@ def test_percentiles_come_from_the_bucket_bounds() -> None:
     assert totals.percentile_ms(0.5) == 5
     assert totals.percentile_ms(0.95) == 50
     assert Totals().percentile_ms(0.5) is None
+
+
+async def test_stats_older_than_the_retention_period_are_pruned(settings: Settings) -> None:
+    engine = engine_for_url(settings.database_url)
+    recorder = Recorder(retention_days=7)
+    try:
+        await recorder.start(engine)
+        now = time.time()
+        for age_days in (0, 6, 8, 30):
+            recorder.pending[(int((now - age_days * 86400) // 60), "a.b", "async")] = (
+                recorder_bucket(requests=1)
+            )
+        await recorder.persist()
+        assert await recorder.prune(now) == 2
+        async with engine.connect() as conn:
+            left = (await conn.execute(select(stats_table.c.minute))).scalars().all()
+        assert sorted(now // 60 - m for m in left) == sorted(
+            [now // 60 - int((now - d * 86400) // 60) for d in (0, 6)]
+        )
+    finally:
+        await recorder.stop()
+        await engine.dispose()
+
+
+def recorder_bucket(*, requests: int):  # type: ignore[no-untyped-def]
+    from asgi_gateway.metrics import _Bucket
+
+    bucket = _Bucket()
+    bucket.counts[0] = requests
+    return bucket

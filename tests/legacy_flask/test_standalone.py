@@ -47,8 +47,9 @@ def run_server(environ: dict[str, str], tmp_path: Path) -> Iterator[Starter]:
     def start(args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = tmp_path / log_name
         with log.open("wb") as out:
-            proc = subprocess.Popen(args, env={**os.environ, **environ}, stdout=out,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                args, env={**os.environ, **environ}, stdout=out, stderr=subprocess.STDOUT
+            )
         procs.append(proc)
         return proc
 
@@ -67,16 +68,20 @@ def exercise(url: str, person: Person) -> None:
         calendar = client.post("/api/calendars", json={"name": "Work", "role": "source"}).json()
         # remote-events is an async def view: it must run on the bridge loop, every time.
         for _ in range(20):
-            response = client.get(f"/api/calendars/{calendar['id']}/remote-events",
-                                  params={"start": "2026-01-01", "end": "2026-01-31"})
+            response = client.get(
+                f"/api/calendars/{calendar['id']}/remote-events",
+                params={"start": "2026-01-01", "end": "2026-01-31"},
+            )
             assert response.status_code == 200, response.text
             assert response.json() == {"data": [], "meta": {"count": 0}}
 
 
 def test_flask_run_serves_the_app(run_server: Starter, alice: Person, tmp_path: Path) -> None:
     port = free_port()
-    proc = run_server([str(BIN / "flask"), "--app", "legacy_flask", "run", "--port", str(port),
-                       "--with-threads"], "flask.log")
+    proc = run_server(
+        [str(BIN / "flask"), "--app", "legacy_flask", "run", "--port", str(port), "--with-threads"],
+        "flask.log",
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, tmp_path / "flask.log")
     exercise(url, alice)
@@ -87,9 +92,20 @@ def test_gunicorn_preloaded_forked_workers_serve_the_app(
     run_server: Starter, alice: Person, tmp_path: Path
 ) -> None:
     port = free_port()
-    proc = run_server([str(BIN / "gunicorn"), "--preload", "--workers", "2", "--threads", "4",
-                       "--bind", f"127.0.0.1:{port}", "legacy_flask:create_app()"],
-                      "gunicorn.log")
+    proc = run_server(
+        [
+            str(BIN / "gunicorn"),
+            "--preload",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "legacy_flask:create_app()",
+        ],
+        "gunicorn.log",
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, tmp_path / "gunicorn.log")
     exercise(url, alice)
