@@ -13,7 +13,7 @@ import click
 
 from asgi_gateway.errors import FlagError, FlagFileError
 from asgi_gateway.export import export_flags
-from asgi_gateway.flags import FlagFile, load_flag_file, make_flag, parse_flag_file
+from asgi_gateway.flags import FlagFile, load_flag_file, parse_flag_file
 from asgi_gateway.routing import flask_endpoints
 from asgi_gateway.store import FlagStore
 from shared.runtime import Runtime
@@ -127,23 +127,20 @@ def flags_set(
     async def command(runtime: Runtime, store: FlagStore) -> None:
         known, twins = _endpoints(runtime)
         declared = _declared(runtime, known, twins)
-        state = await store.load()
-        base = state.flags.get(endpoint) or (
-            declared.declared(endpoint) if endpoint in known else None
-        )
         try:
-            flag = make_flag(
+            before, after = await store.flip(
                 endpoint,
                 mode=mode,
                 percent=percent,
                 sticky_by=sticky_by,
-                base=base,
+                declared=declared,
                 known=known,
                 twins=twins,
+                actor=_actor(),
+                reason=reason.strip(),
             )
         except FlagError as exc:
             raise_click(exc.message)
-        before, after = await store.set_flag(flag, actor=_actor(), reason=reason.strip())
         was = f"{before.mode} {before.percent:g}%" if before else "unset"
         click.echo(
             f"{endpoint}: {was} -> {after.mode}"

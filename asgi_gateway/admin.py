@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
 from asgi_gateway.errors import FlagError, FlagStoreUnavailable, UnknownEndpoint
-from asgi_gateway.flags import Flag, make_flag
+from asgi_gateway.flags import Flag
 from asgi_gateway.metrics import render_prometheus
 
 if TYPE_CHECKING:
@@ -207,21 +207,18 @@ async def change_flag(
     action: str = "set",
 ) -> dict[str, Any]:
     """The one audited path for a runtime flip (admin API, dashboard, guard)."""
-    store = _store(gateway)
-    state = await store.load()
-    base = state.flags.get(endpoint) or (
-        gateway.declared.declared(endpoint) if gateway.declared else None
-    )
-    flag = make_flag(
+    before, after = await _store(gateway).flip(
         endpoint,
         mode=mode,
         percent=percent,
         sticky_by=sticky_by,
-        base=base,
+        declared=gateway.declared,
         known=gateway.endpoints.keys(),
         twins=gateway.twins,
+        actor=actor,
+        reason=reason,
+        action=action,
     )
-    before, after = await store.set_flag(flag, actor=actor, reason=reason, action=action)
     if gateway.refresher is not None:
         await gateway.refresher.refresh()  # this worker sees its own flip at once
     return {

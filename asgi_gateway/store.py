@@ -7,7 +7,7 @@ worker of each machine sees a flip by polling one small row. The tables belong t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asgi_gateway.errors import FlagStoreUnavailable
-from asgi_gateway.flags import Flag, FlagFile, Guard
+from asgi_gateway.flags import Flag, FlagFile, Guard, make_flag
 from shared.models import UTCDateTime
 
 metadata = MetaData()
@@ -218,6 +218,40 @@ class FlagStore:
         except (SQLAlchemyError, OSError) as exc:
             raise FlagStoreUnavailable(f"cannot store the flag change: {_cause(exc)}") from exc
         return before, flag
+
+    async def flip(
+        self,
+        endpoint: str,
+        *,
+        mode: Any,
+        percent: Any,
+        sticky_by: Any,
+        declared: FlagFile | None,
+        known: Collection[str],
+        twins: Collection[str],
+        actor: str,
+        reason: str,
+        action: str = "set",
+    ) -> tuple[Flag | None, Flag]:
+        """Validate a change against the current flag (or the declared one) and apply it.
+
+        The one path of every runtime flip: CLI, admin API and dashboard. Raises FlagError
+        for an invalid change; returns (before, after).
+        """
+        state = await self.load()
+        base = state.flags.get(endpoint)
+        if base is None and declared is not None and endpoint in known:
+            base = declared.declared(endpoint)
+        flag = make_flag(
+            endpoint,
+            mode=mode,
+            percent=percent,
+            sticky_by=sticky_by,
+            base=base,
+            known=known,
+            twins=twins,
+        )
+        return await self.set_flag(flag, actor=actor, reason=reason, action=action)
 
     async def mark_exported(self, fingerprints: Mapping[str, str]) -> None:
         """After `flags export` wrote runtime state into the YAML, record it as applied."""

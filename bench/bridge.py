@@ -55,6 +55,7 @@ class Workload:
     on_bridge: CoroutineFunction
     on_fresh_loop: CoroutineFunction
     note: str
+    has_target: bool  # the target is about the call's own cost, not the database's
 
 
 @dataclass
@@ -102,6 +103,10 @@ def workloads(tmp: Path, threads: int) -> Iterator[list[Workload]]:
     unpooled = create_async_engine(
         settings.database_url, poolclass=NullPool, connect_args={"timeout": 5}
     )
+    # Even without a pool, the engine's first connect (dialect initialisation) holds an
+    # asyncio lock bound to the loop it ran on: concurrent first connects from fresh loops
+    # fail with "bound to a different event loop" or hang. Connect once before the threads.
+    asyncio.run(select_one(unpooled)())
     try:
         yield [
             Workload(
@@ -109,6 +114,7 @@ def workloads(tmp: Path, threads: int) -> Iterator[list[Workload]]:
                 tick,
                 tick,
                 "await asyncio.sleep(0): the cost of the call itself",
+                has_target=True,
             ),
             Workload(
                 "SELECT 1",
@@ -116,6 +122,7 @@ def workloads(tmp: Path, threads: int) -> Iterator[list[Workload]]:
                 select_one(unpooled),
                 "bridge: pooled aiosqlite engine; asyncio.run and async_to_sync: the same "
                 "SQLite file through NullPool (connect per call), the only correct way for them",
+                has_target=False,
             ),
         ]
     finally:
@@ -202,7 +209,7 @@ def percentile_us(latencies_ns: list[int], pct: int) -> float:
 # -- summary -------------------------------------------------------------------------------------
 
 
-def summarize(runs: Mapping[str, list[Run]]) -> dict[str, Any]:
+def summarize(runs: Mapping[str, list[Run]], *, has_target: bool) -> dict[str, Any]:
     """Per method: pooled percentiles; against each baseline: ratios, also per round for p50."""
     methods: dict[str, Any] = {}
     for method, method_runs in runs.items():
@@ -234,7 +241,11 @@ def summarize(runs: Mapping[str, list[Run]]) -> dict[str, Any]:
     return {
         "methods": methods,
         "bridge_p50_vs_async_to_sync": bridge_p50_ratio,
-        "meets_target": bridge_p50_ratio <= P50_RATIO_TARGET and not methods["bridge"]["errors"],
+        "meets_target": (
+            bridge_p50_ratio <= P50_RATIO_TARGET and not methods["bridge"]["errors"]
+            if has_target
+            else None
+        ),
     }
 
 
@@ -257,7 +268,9 @@ def print_report(results: Mapping[str, Mapping[str, Any]], workloads_: list[Work
         rounds = " ".join(
             f"{r:.3f}" for r in summary["methods"]["bridge"]["vs_async_to_sync"]["p50_rounds"]
         )
-        mark = "ok" if summary["meets_target"] else f"MISSED (target <= {P50_RATIO_TARGET})"
+        mark = "(no target: database-bound)"
+        if summary["meets_target"] is not None:
+            mark = "ok" if summary["meets_target"] else f"MISSED (target <= {P50_RATIO_TARGET})"
         print(
             f"{'':<9} bridge p50 ÷ async_to_sync p50 = "
             f"{summary['bridge_p50_vs_async_to_sync']:.3f}  (rounds: {rounds})  {mark}"
@@ -283,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         with workloads(Path(tmp_dir), opts.threads) as workloads_:
             for workload in workloads_:
                 runs = measure(workload, opts, log=lambda line: print(line, flush=True))
-                results[workload.name] = {"note": workload.note, **summarize(runs)}
+                summary = summarize(runs, has_target=workload.has_target)
+                results[workload.name] = {"note": workload.note, **summary}
         bridge.shutdown()
     report = {
         "meta": {

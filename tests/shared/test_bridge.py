@@ -51,9 +51,10 @@ user_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("user_id", 
 @pytest.fixture(autouse=True)
 def pristine_bridge() -> Iterator[None]:
     """No bridge loop before or after the test, and only the test's own shutdown hooks."""
-    bridge.shutdown()
-    # The module's own test may touch its state: other suites' hooks (their apps' runtimes)
-    # must neither run in these tests' shutdowns nor be lost for theirs.
+    bridge.shutdown()  # a real shutdown of any loop left running: every hook runs on it
+    # The module's own test may touch its state: hooks other suites registered (their apps'
+    # runtimes) stay registered, as shutdown() keeps them, but do not run again in this
+    # test's shutdowns.
     saved_hooks = list(bridge._state.hooks)
     bridge._state.hooks.clear()
     yield
@@ -61,19 +62,24 @@ def pristine_bridge() -> Iterator[None]:
     bridge._state.hooks[:] = saved_hooks
 
 
-@pytest.fixture
-def sqlite_settings(tmp_path: Path) -> Settings:
-    """A real SQLite file and a pool far smaller than the number of calling threads."""
+def small_pool_settings(database_url: str, var_dir: Path) -> Settings:
+    """A pool of two connections, far fewer than the calling threads."""
     return load_settings(
         {
             "AA_ENV": "testing",
             "AA_SECRET_KEY": "x" * 32,
-            "AA_DATABASE_URL": f"sqlite:///{tmp_path}/t.db",
-            "AA_VAR_DIR": str(tmp_path),
+            "AA_DATABASE_URL": database_url,
+            "AA_VAR_DIR": str(var_dir),
             "AA_DB_POOL_SIZE": "2",
             "AA_DB_MAX_OVERFLOW": "0",
         }
     )
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """A real SQLite file under tmp_path, behind a small pool."""
+    return small_pool_settings(f"sqlite:///{tmp_path}/t.db", tmp_path)
 
 
 @pytest.fixture
@@ -186,19 +192,10 @@ def test_sixteen_threads_of_a_thousand_queries_share_one_loop_and_pool_without_e
     ],
 )
 def test_asyncio_run_per_call_on_a_shared_engine_fails_with_wrong_loop_errors(
-    sqlite_settings: Settings, tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str
 ) -> None:
     # The legacy pattern the bridge replaces, run only to prove the test above can fail.
-    settings = load_settings(
-        {
-            "AA_ENV": "testing",
-            "AA_SECRET_KEY": "x" * 32,
-            "AA_DATABASE_URL": database_url.format(tmp_path=tmp_path),
-            "AA_VAR_DIR": str(tmp_path),
-            "AA_DB_POOL_SIZE": str(sqlite_settings.db_pool_size),
-            "AA_DB_MAX_OVERFLOW": str(sqlite_settings.db_max_overflow),
-        }
-    )
+    settings = small_pool_settings(database_url.format(tmp_path=tmp_path), tmp_path)
     threads_before = set(threading.enumerate())
 
     with dead_loop_noise_dropped():
