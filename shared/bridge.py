@@ -75,11 +75,21 @@ def unregister_loop(loop: asyncio.AbstractEventLoop) -> None:
             _state.is_registered = False
 
 
-def on_shutdown(hook: ShutdownHook) -> None:
-    """Register an async callable for `shutdown()` to await on the bridge loop (engine dispose)."""
+def on_shutdown(hook: ShutdownHook) -> Callable[[], None]:
+    """Register an async callable for `shutdown()` to await on the bridge loop (engine dispose).
+
+    Returns a function that unregisters the hook again (for owners closed some other way).
+    """
     with _state.lock:
         if hook not in _state.hooks:
             _state.hooks.append(hook)
+
+    def remove() -> None:
+        with _state.lock:
+            if hook in _state.hooks:
+                _state.hooks.remove(hook)
+
+    return remove
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
@@ -158,11 +168,16 @@ def shutdown(timeout: float = 10.0) -> None:
 
     A registered server loop is left running (its owner stops it); only the hooks run there.
     """
+    if _state.loop_thread_id is not None and threading.get_ident() == _state.loop_thread_id:
+        raise RuntimeError(
+            "shared.bridge.shutdown() was called from the event loop's own thread; it would "
+            "wait for itself. Call it from another thread, or await run_shutdown_hooks()."
+        )
     with _state.lock:
         loop, thread, hooks = _state.loop, _state.thread, list(_state.hooks)
     if loop is None or loop.is_closed():
         return
-    if hooks and threading.get_ident() != _state.loop_thread_id:
+    if hooks:
         try:
             run(_run_hooks(hooks), timeout=timeout)
         except Exception:

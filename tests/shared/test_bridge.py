@@ -472,3 +472,36 @@ def test_shutdown_awaits_hooks_on_the_loop_then_stops_it_and_run_starts_afresh(
     assert bridge.run(loop_thread()).is_alive()
     assert bridge.run(select_one(engine)) == 1  # the disposed engine reconnects on the new loop
     bridge.run(engine.dispose())
+
+
+def test_a_removed_shutdown_hook_is_not_awaited() -> None:
+    calls: list[str] = []
+
+    async def hook() -> None:
+        calls.append("ran")
+
+    remove = bridge.on_shutdown(hook)
+    remove()
+    remove()  # removing twice is harmless
+    bridge.run(asyncio.sleep(0))
+    bridge.shutdown()
+    assert calls == []
+
+
+def test_shutdown_from_the_loop_thread_raises_instead_of_joining_itself() -> None:
+    loop = bridge.get_loop()
+    outcome: concurrent.futures.Future[BaseException | None] = concurrent.futures.Future()
+
+    def on_loop() -> None:
+        try:
+            bridge.shutdown()
+        except BaseException as exc:
+            outcome.set_result(exc)
+        else:
+            outcome.set_result(None)
+
+    loop.call_soon_threadsafe(on_loop)
+    error = outcome.result(timeout=5)
+    assert isinstance(error, RuntimeError)
+    assert "own thread" in str(error)
+    assert bridge.run(asyncio.sleep(0, result="alive")) == "alive"
