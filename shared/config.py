@@ -41,6 +41,7 @@ class Settings:
     flags_poll_s: float
     retire_after_days: int
     stats_retention_days: int
+    auth_cache_s: float = 5.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,6 +96,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         flags_poll_s=_float(env_map, "AA_FLAGS_POLL_S", 0.25),
         retire_after_days=_int(env_map, "AA_RETIRE_AFTER_DAYS", 7, minimum=1),
         stats_retention_days=_int(env_map, "AA_STATS_RETENTION_DAYS", 7, minimum=7),
+        auth_cache_s=_float(env_map, "AA_AUTH_CACHE_S", 5.0, allow_zero=True),
     )
 
 
@@ -154,7 +156,9 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -
     return value
 
 
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    environ: Mapping[str, str], name: str, default: float, *, allow_zero: bool = False
+) -> float:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
@@ -162,6 +166,7 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={value} must be greater than zero")
+    if value < 0 or (value == 0 and not allow_zero) or value != value:
+        expected = "zero or more" if allow_zero else "greater than zero"
+        raise ConfigError(f"{name}={value} must be {expected}")
     return value

@@ -40,7 +40,10 @@ def engine_for_url(
     """An async engine for sqlite+aiosqlite or postgresql+asyncpg, tuned per dialect."""
     url = make_url(database_url)
     options: dict[str, Any] = {
-        "pool_pre_ping": True,
+        # A server may drop idle connections (restart, failover, idle timeout): test each one
+        # as it leaves the pool. A SQLite file has no server, so the ping, one more statement
+        # and thread hop on every checkout, would buy nothing there.
+        "pool_pre_ping": url.get_backend_name() != "sqlite",
         "pool_size": pool_size,
         "max_overflow": max_overflow,
     }

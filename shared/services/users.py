@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -14,15 +16,67 @@ from shared.repositories import TokenRepository, UserRepository
 from shared.representation import user_json
 
 MIN_PASSWORD_LENGTH = 8
+# Enough for every token and session user a busy process sees within one cache period.
+ACTOR_CACHE_MAX = 4096
 
 
 def actor_of(user: User) -> Actor:
     return Actor(user_id=user.id, email=user.email, is_admin=user.is_admin, name=user.name)
 
 
+class ActorCache:
+    """Recently authenticated Actors by credential, each kept for `ttl_s` seconds.
+
+    Every API request authenticates; without this, each one pays a database read (a token
+    lookup, or the session's user) before its own work. The price is staleness: a revoked
+    token, a deleted user or a changed admin bit takes effect within `ttl_s` in every process.
+    `ttl_s=0` turns the cache off. Only successes are kept, so a new token works at once.
+    Used from the one event loop of the process, so it needs no lock.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float,
+        *,
+        max_entries: int = ACTOR_CACHE_MAX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[Any, tuple[float, Actor]] = {}
+
+    def get(self, key: Any) -> Actor | None:
+        """The cached Actor for `key`, or None when absent or expired."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def put(self, key: Any, actor: Actor) -> None:
+        """Keep `actor` for `key` until the period ends (no-op when the cache is off)."""
+        if self.ttl_s <= 0:
+            return
+        now = self._clock()
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[key] = (now + self.ttl_s, actor)
+
+    def clear(self) -> None:
+        """Forget every entry, e.g. after revoking credentials in this process."""
+        self._entries.clear()
+
+
 class UserService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, actor_cache_s: float | None = None) -> None:
         self.db = db
+        ttl = db.settings.auth_cache_s if actor_cache_s is None else actor_cache_s
+        self.actors = ActorCache(ttl)
 
     async def create(
         self, email: str, password: str, *, name: str = "", is_admin: bool = False
@@ -61,9 +115,16 @@ class UserService:
         return actor_of(user)
 
     async def authenticate_token(self, token: str) -> Actor:
-        """The Actor owning an active API token, recording its last use; Unauthorized otherwise."""
+        """The Actor owning an active API token, recording its last use; Unauthorized otherwise.
+
+        A token seen within the actor cache's period is answered without the database.
+        """
+        digest = hash_token(token)
+        cached = self.actors.get(("token", digest))
+        if cached is not None:
+            return cached
         async with self.db.session() as session:
-            row = await TokenRepository(session).active_by_hash(hash_token(token))
+            row = await TokenRepository(session).active_by_hash(digest)
             if row is None:
                 raise Unauthorized("invalid or revoked API token")
             now = utcnow()
@@ -71,7 +132,9 @@ class UserService:
             # otherwise turn every read into a write.
             if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
                 row.last_used_at = now
-            return actor_of(row.user)
+            actor = actor_of(row.user)
+        self.actors.put(("token", digest), actor)
+        return actor
 
     async def resolve(self, authorization: str | None, session_user_id: Any) -> Actor | None:
         """The Actor of a request: its bearer token if it sends one, else its session's user.
@@ -90,9 +153,16 @@ class UserService:
 
     async def actor_by_id(self, user_id: int) -> Actor | None:
         """The Actor for a session's user id, or None when the user no longer exists."""
+        cached = self.actors.get(("user", user_id))
+        if cached is not None:
+            return cached
         async with self.db.read_session() as session:
             user = await UserRepository(session).get(user_id)
-        return actor_of(user) if user is not None else None
+        if user is None:
+            return None
+        actor = actor_of(user)
+        self.actors.put(("user", user_id), actor)
+        return actor
 
     async def create_token(self, email: str, *, name: str = "") -> str:
         """Issue a new API token for `email`; returns the token, which is never stored in clear."""

@@ -41,6 +41,7 @@ def test_defaults(var_dir: Path) -> None:
     assert (settings.graph_timeout_s, settings.graph_max_retries) == (10.0, 3)
     assert settings.flags_poll_s == 0.25
     assert (settings.retire_after_days, settings.stats_retention_days) == (7, 7)
+    assert settings.auth_cache_s == 5.0
 
 
 def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
@@ -62,6 +63,7 @@ def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
         AA_FLAGS_POLL_S="1",
         AA_RETIRE_AFTER_DAYS="30",
         AA_STATS_RETENTION_DAYS="14",
+        AA_AUTH_CACHE_S="0",
     )
     assert settings.is_production and not settings.is_sqlite
     assert settings.database_url == "postgresql+asyncpg://aa@db.internal/aa"
@@ -74,6 +76,7 @@ def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
     assert (settings.graph_timeout_s, settings.graph_max_retries) == (2.5, 0)
     assert settings.flags_poll_s == 1.0
     assert (settings.retire_after_days, settings.stats_retention_days) == (30, 14)
+    assert settings.auth_cache_s == 0.0  # zero turns the credential cache off
 
 
 def test_wsgi_threads_follow_the_pool_size_by_default(var_dir: Path) -> None:
@@ -118,6 +121,8 @@ def test_settings_are_frozen(var_dir: Path) -> None:
         ("AA_GRAPH_TIMEOUT_S", "0", r"AA_GRAPH_TIMEOUT_S=0.0 must be greater than zero"),
         ("AA_GRAPH_MAX_RETRIES", "-1", r"AA_GRAPH_MAX_RETRIES=-1 is too small"),
         ("AA_FLAGS_POLL_S", "-0.5", r"AA_FLAGS_POLL_S=-0.5 must be greater than zero"),
+        ("AA_AUTH_CACHE_S", "-1", r"AA_AUTH_CACHE_S=-1.0 must be zero or more"),
+        ("AA_AUTH_CACHE_S", "nan", r"AA_AUTH_CACHE_S=nan must be zero or more"),
         ("AA_RETIRE_AFTER_DAYS", "0", r"AA_RETIRE_AFTER_DAYS=0 is too small"),
         ("AA_STATS_RETENTION_DAYS", "3", r"AA_STATS_RETENTION_DAYS=3 is too small \(minimum 7\)"),
         ("AA_SECRET_KEY", "short", r"AA_SECRET_KEY is too short"),

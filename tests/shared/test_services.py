@@ -16,13 +16,21 @@ from shared.auth import Actor
 from shared.config import load_settings
 from shared.errors import Conflict, NotFound, ProviderError, Unauthorized, ValidationFailed
 from shared.migrate import alembic_config, current_revision, upgrade
-from shared.models import ActionLog, ApiToken, Appointment, ArchiveConfiguration, utcnow
+from shared.models import (
+    ActionLog,
+    ApiToken,
+    Appointment,
+    ArchiveConfiguration,
+    User,
+    utcnow,
+)
 from shared.pagination import PageRequest
 from shared.providers import ProviderEvent
 from shared.repositories import AppointmentRepository, CalendarRepository
 from shared.runtime import Runtime
 from shared.seed import DEMO_EMAIL, seed_demo
 from shared.services import default_window, find_overlaps
+from shared.services.users import ActorCache
 from shared.validation import parse_appointment, parse_appointment_query, parse_archive_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -144,6 +152,87 @@ async def test_unknown_and_revoked_tokens_are_refused(domain: Runtime) -> None:
         await session.execute(update(ApiToken).values(revoked_at=utcnow()))
     with pytest.raises(Unauthorized, match="invalid or revoked API token"):
         await users.authenticate_token(token)
+
+
+class ManualClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_revoked_token_works_until_the_actor_cache_period_ends(domain: Runtime) -> None:
+    users = domain.services.users
+    clock = ManualClock()
+    users.actors = ActorCache(5.0, clock=clock)
+    alice = await make_actor(domain, "alice@example.com")
+    token = await users.create_token("alice@example.com")
+    assert await users.authenticate_token(token) == alice
+    async with domain.db.session() as session:
+        await session.execute(update(ApiToken).values(revoked_at=utcnow()))
+
+    clock.now += 4.9
+    assert await users.authenticate_token(token) == alice  # from the cache, no query
+    clock.now += 0.2
+    with pytest.raises(Unauthorized, match="invalid or revoked API token"):
+        await users.authenticate_token(token)
+
+
+async def test_with_the_actor_cache_off_a_revocation_applies_at_once(domain: Runtime) -> None:
+    users = domain.services.users
+    users.actors = ActorCache(0)
+    await make_actor(domain, "alice@example.com")
+    token = await users.create_token("alice@example.com")
+    await users.authenticate_token(token)
+    async with domain.db.session() as session:
+        await session.execute(update(ApiToken).values(revoked_at=utcnow()))
+    with pytest.raises(Unauthorized, match="invalid or revoked API token"):
+        await users.authenticate_token(token)
+
+
+async def test_the_actor_cache_keeps_successes_only(domain: Runtime) -> None:
+    users = domain.services.users
+    users.actors = ActorCache(60.0, clock=ManualClock())
+    alice = await make_actor(domain, "alice@example.com")
+    assert await users.actor_by_id(alice.user_id + 1) is None  # not cached as "no such user"
+    bob = await make_actor(domain, "bob@example.com")
+    assert bob.user_id == alice.user_id + 1
+    assert await users.actor_by_id(bob.user_id) == bob
+    assert await users.resolve(None, alice.user_id) == alice
+
+
+async def test_a_session_user_change_shows_after_the_period(domain: Runtime) -> None:
+    users = domain.services.users
+    clock = ManualClock()
+    users.actors = ActorCache(5.0, clock=clock)
+    alice = await make_actor(domain, "alice@example.com")
+    assert await users.actor_by_id(alice.user_id) == alice
+    async with domain.db.session() as session:
+        await session.execute(update(User).values(is_admin=True))
+    assert (await users.actor_by_id(alice.user_id)) == alice
+    clock.now += 5.0
+    promoted = await users.actor_by_id(alice.user_id)
+    assert promoted is not None and promoted.is_admin
+
+
+def test_the_actor_cache_stays_within_its_bound() -> None:
+    clock = ManualClock()
+    cache = ActorCache(10.0, max_entries=3, clock=clock)
+    actors = [Actor(n, f"u{n}@example.com", False) for n in range(5)]
+    for actor in actors[:3]:
+        cache.put(actor.user_id, actor)
+    clock.now += 10.0  # all three expired: the next put drops them, not the live ones
+    cache.put(3, actors[3])
+    assert [cache.get(n) for n in range(4)] == [None, None, None, actors[3]]
+    cache.put(0, actors[0])
+    cache.put(1, actors[1])
+    cache.put(4, actors[4])  # full of live entries: start over rather than grow
+    assert [cache.get(n) for n in (0, 1, 3, 4)] == [None, None, None, actors[4]]
+    cache.clear()
+    assert cache.get(4) is None
 
 
 async def test_a_token_for_an_unknown_user_is_not_issued(domain: Runtime) -> None:
