@@ -7,11 +7,13 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from json import loads as json_loads
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from shared.errors import ProviderError, ProviderTimeout
 from shared.providers._base import CalendarRef, ProviderEvent
@@ -29,6 +31,19 @@ _PRIVATE_SENSITIVITIES = frozenset({"private", "confidential"})
 _GRAPH_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f0"
 
 
+class _Answer(NamedTuple):
+    """What the provider keeps of an HTTP response once its body is read."""
+
+    status: int
+    reason: str
+    retry_after: str | None
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
 class GraphProvider:
     """Reads and writes events of calendars held by a Graph-compatible API, over one HTTP client."""
 
@@ -41,7 +56,7 @@ class GraphProvider:
         token: str | None = None,
         timeout_s: float = 10.0,
         max_retries: int = 3,
-        client: httpx.AsyncClient | None = None,
+        client: aiohttp.ClientSession | None = None,
         max_retry_after_s: float = 30.0,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
@@ -54,6 +69,7 @@ class GraphProvider:
         self.max_retry_after_s = max_retry_after_s
         self._origin = _origin(self.base_url)
         self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         # Built once: every request sends the same headers.
         self._headers: dict[str, str] = {"Accept": "application/json"}
         if token:
@@ -117,7 +133,7 @@ class GraphProvider:
         self._is_closed = True
         client, self._client = self._client, None
         if client is not None and self._owns_client:
-            await client.aclose()
+            await client.close()
 
     def _calendar_url(self, calendar: CalendarRef) -> str:
         if not calendar.provider_id:
@@ -139,14 +155,15 @@ class GraphProvider:
             )
         return link
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> aiohttp.ClientSession:
         if self._is_closed:
             raise ProviderError(
                 "graph provider is closed; get a fresh one from the provider registry"
             )
         if self._client is None:
             # Created on first use so its connections belong to the loop that runs the requests.
-            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+            # trust_env: honour HTTP(S)_PROXY and NO_PROXY like other HTTP clients do.
+            self._client = aiohttp.ClientSession(timeout=self._timeout, trust_env=True)
         return self._client
 
     async def _request(
@@ -158,54 +175,62 @@ class GraphProvider:
         json: Any = None,
     ) -> dict[str, Any]:
         where = f"{method} {urlsplit(url).path}"
+        # Our URLs are quoted already (ids may hold '/'), and a nextLink is used as sent.
+        target = URL(url, encoded=True)
         attempts = self.max_retries + 1
         for attempt in range(attempts):
             try:
-                response = await self._http().request(
+                async with self._http().request(
                     method,
-                    url,
+                    target,
                     params=params,
                     json=json,
                     headers=self._headers,
-                    timeout=self.timeout_s,
-                )
-            except httpx.TimeoutException as exc:
+                    timeout=self._timeout,
+                ) as response:
+                    answer = _Answer(
+                        response.status,
+                        response.reason or "",
+                        response.headers.get("Retry-After"),
+                        await response.read(),
+                    )
+            except TimeoutError as exc:
                 # Not retried: the server may have acted on it, and the caller's budget is spent.
                 raise ProviderTimeout(
                     f"graph: {where} did not answer within {self.timeout_s:g}s "
                     f"({type(exc).__name__})"
                 ) from exc
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 raise ProviderError(
                     f"graph: {where} failed: {type(exc).__name__}: {self._redact(str(exc))}"
                 ) from exc
-            if response.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
-                delay_s = self._retry_delay_s(response, attempt)
+            if answer.status in _RETRY_STATUSES and attempt + 1 < attempts:
+                delay_s = self._retry_delay_s(answer, attempt)
                 _log.warning(
                     "graph: %s answered %d; retry %d of %d in %.2fs",
                     where,
-                    response.status_code,
+                    answer.status,
                     attempt + 1,
                     self.max_retries,
                     delay_s,
                 )
                 await asyncio.sleep(delay_s)
                 continue
-            return self._decode(response, where, attempts=attempt + 1)
+            return self._decode(answer, where, attempts=attempt + 1)
         raise AssertionError("unreachable: the last attempt always returns or raises")
 
-    def _decode(self, response: httpx.Response, where: str, *, attempts: int) -> dict[str, Any]:
-        status = response.status_code
-        if not response.is_success:
+    def _decode(self, answer: _Answer, where: str, *, attempts: int) -> dict[str, Any]:
+        status = answer.status
+        if not 200 <= status < 300:
             tried = f" after {attempts} attempts" if status in _RETRY_STATUSES else ""
-            message = self._redact(_remote_message(response))
+            message = self._redact(_remote_message(answer))
             raise ProviderError(f"graph: {where} answered {status}{tried}: {message}")
         try:
-            body = response.json()
+            body = json_loads(answer.body)
         except ValueError as exc:
             raise ProviderError(
                 f"graph: {where} answered {status} with a body that is not JSON: "
-                f"{self._redact(response.text[:200])!r}"
+                f"{self._redact(answer.text[:200])!r}"
             ) from exc
         if not isinstance(body, dict):
             raise ProviderError(
@@ -214,8 +239,8 @@ class GraphProvider:
             )
         return body
 
-    def _retry_delay_s(self, response: httpx.Response, attempt: int) -> float:
-        header = response.headers.get("Retry-After")
+    def _retry_delay_s(self, answer: _Answer, attempt: int) -> float:
+        header = answer.retry_after
         delay_s = _parse_retry_after_s(header) if header else None
         if delay_s is None:
             delay_s = _BACKOFF_BASE_S * 2**attempt
@@ -244,10 +269,10 @@ def _parse_retry_after_s(value: str) -> float | None:
     return (moment - datetime.now(UTC)).total_seconds()
 
 
-def _remote_message(response: httpx.Response) -> str:
+def _remote_message(answer: _Answer) -> str:
     """The `error.message` of a Graph error body, else the start of the raw body."""
     try:
-        body = response.json()
+        body = json_loads(answer.body)
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -255,8 +280,8 @@ def _remote_message(response: httpx.Response) -> str:
         code, message = error.get("code"), error.get("message")
         if isinstance(message, str) and message:
             return f"{code}: {message}" if isinstance(code, str) and code else message
-    text = response.text.strip()[:200]
-    return text or response.reason_phrase or "no error message"
+    text = answer.text.strip()[:200]
+    return text or answer.reason or "no error message"
 
 
 def _page_items(page: Mapping[str, Any]) -> list[Any]:
