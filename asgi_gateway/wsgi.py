@@ -1,9 +1,11 @@
-"""Mounting a WSGI app: a2wsgi's adapter, stopping a streamed response when the client leaves."""
+"""Mounting a WSGI app: a2wsgi's adapter, reading chunked request bodies, and stopping a
+streamed response when the client leaves."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import io
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
@@ -19,13 +21,24 @@ class _ClientGone(Exception):
 
 
 class WSGIMount(WSGIMiddleware):
-    """a2wsgi's adapter, except that a client who leaves stops a streaming WSGI response.
+    """a2wsgi's adapter, with two fixes any mounted WSGI app needs.
 
-    uvicorn drops what is sent after a disconnect without an error, and a2wsgi reads
-    `receive` only for the request body, so a streamed response (a generator, a slow
-    download) kept its WSGI thread until the generator ended, however long after the client
-    had gone; an endless stream held it for good, and enough of them starved the pool.
+    * A client who leaves stops a streaming WSGI response. uvicorn drops what is sent after a
+      disconnect without an error, and a2wsgi reads `receive` only for the request body, so
+      a streamed response (a generator, a slow download) kept its WSGI thread until the
+      generator ended, however long after the client had gone; an endless stream held it
+      for good, and enough of them starved the pool.
+    * A chunked request body reaches the app with a Content-Length (see `ChunkedBodyBuffer`).
+      For a Flask app, `max_body_bytes` defaults to its MAX_CONTENT_LENGTH.
     """
+
+    def __init__(
+        self, app: Any, workers: int = 10, *, max_body_bytes: int | None = None, **options: Any
+    ) -> None:
+        if max_body_bytes is None:
+            max_body_bytes = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH")
+        super().__init__(ChunkedBodyBuffer(app, max_body_bytes), workers=workers, **options)
+        self.wsgi_app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,6 +98,32 @@ class _WSGIResponder(WSGIResponder):
         if self.client_gone:
             raise _ClientGone("the client disconnected")
         super().send(message)
+
+
+class ChunkedBodyBuffer:
+    """WSGI middleware: hand a chunked body to the app with a Content-Length, as a buffering
+    proxy in front of it would.
+
+    a2wsgi's wsgi.input ends with the body but does not say so (no `wsgi.input_terminated`),
+    so Werkzeug read a chunked body as empty: a POST lost its JSON and 400'd, and a run with
+    an optional body silently took its defaults. Reading the body here and stating its
+    length fixes that for any app. With a `limit`, at most limit + 1 bytes are read: the
+    stated length is then over the limit, and an app that enforces one (Flask's
+    MAX_CONTENT_LENGTH) refuses it with its usual 413 before reading any of it.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], limit: int | None) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            stream = environ["wsgi.input"]
+            body = stream.read(self.limit + 1) if self.limit is not None else stream.read()
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            del environ["HTTP_TRANSFER_ENCODING"]  # Werkzeug ignores a length beside chunked
+        return self.app(environ, start_response)
 
 
 def _has_body(scope: Scope) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import io
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
@@ -21,8 +20,7 @@ _log = logging.getLogger(__name__)
 
 
 class LegacyFlask(Flask):
-    """Flask whose `async def` views run on the process's one bridge loop (and which reads
-    chunked request bodies under the gateway's a2wsgi adapter).
+    """Flask whose `async def` views run on the process's one bridge loop.
 
     Flask's default runs each async view in a fresh event loop (asgiref's async_to_sync),
     which is exactly the loop-per-call pattern that broke pooled connections.
@@ -34,29 +32,6 @@ class LegacyFlask(Flask):
             return bridge.run(func(*args, **kwargs))
 
         return run_on_bridge
-
-    def wsgi_app(self, environ: dict[str, Any], start_response: Any) -> Any:
-        encoding = environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        if "asgi.scope" in environ and "chunked" in encoding:
-            _buffer_chunked_body(environ, self.config.get("MAX_CONTENT_LENGTH"))
-        return super().wsgi_app(environ, start_response)
-
-
-def _buffer_chunked_body(environ: dict[str, Any], limit: int | None) -> None:
-    """Hand a chunked body under a2wsgi to Flask with a Content-Length, as a buffering proxy would.
-
-    a2wsgi's wsgi.input does end with the body but does not declare it (no
-    `wsgi.input_terminated`), so Werkzeug read a chunked body as empty: the POST lost its
-    JSON and 400'd, and archive.run silently ran its default window. Declaring it is not
-    enough either: Werkzeug then truncates a body over MAX_CONTENT_LENGTH instead of refusing
-    it. Reading at most limit + 1 bytes and stating the length makes an oversized body the
-    usual 413, as on the async twins.
-    """
-    stream = environ["wsgi.input"]
-    body = stream.read(limit + 1) if limit is not None else stream.read()
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    del environ["HTTP_TRANSFER_ENCODING"]  # Werkzeug ignores Content-Length beside chunked
 
 
 def create_app(

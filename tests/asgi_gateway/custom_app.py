@@ -36,6 +36,8 @@ flask_app = Flask(__name__)
 # Let an unhandled exception leave the WSGI app, as a debug-configured app does: the
 # gateway must still answer (and not hang) when the app itself does not.
 flask_app.config["PROPAGATE_EXCEPTIONS"] = True
+MAX_CONTENT_LENGTH = 1024 * 1024
+flask_app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
 
 _running = {"upload": 0, "download": 0, "sleep": 0}
 _running_lock = threading.Lock()

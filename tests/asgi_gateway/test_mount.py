@@ -20,11 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
-from a2wsgi import WSGIMiddleware
 
+from asgi_gateway.wsgi import WSGIMount
 from legacy_flask import create_app
 from shared.runtime import Runtime
-from tests.asgi_gateway.custom_app import FLAGS, STREAM_CHUNK_BYTES, stream_chunk
+from tests.asgi_gateway.custom_app import (
+    FLAGS,
+    MAX_CONTENT_LENGTH,
+    STREAM_CHUNK_BYTES,
+    stream_chunk,
+)
 from tests.conftest import LiveServer, Person, ServerProcess
 
 DEADLINE_S = 10.0
@@ -46,7 +51,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S
 @pytest.fixture
 def standalone(runtime: Runtime, serve: Callable[..., LiveServer]) -> LiveServer:
     """The same legacy app on its own (a2wsgi under uvicorn, no gateway), same database."""
-    return serve(WSGIMiddleware(create_app(runtime=runtime), workers=4))
+    return serve(WSGIMount(create_app(runtime=runtime), workers=4))
 
 
 def redirect_of(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -110,7 +115,7 @@ def test_under_a_root_path_the_gateway_routes_and_redirects_as_standalone(
     """
     flags_file.write_text("version: 1\nroutes:\n  appointments.list: {mode: async}\n")
     gateway = spawn(environ, extra_args=["--root-path", "/aa"])
-    standalone = serve(WSGIMiddleware(create_app(runtime=runtime), workers=4), root_path="/aa")
+    standalone = serve(WSGIMount(create_app(runtime=runtime), workers=4), root_path="/aa")
     for path, signed_in, *_ in REDIRECTS:
         headers = alice.headers if signed_in else None
         assert redirect_of(gateway.url, path, headers) == redirect_of(
@@ -307,6 +312,33 @@ def test_clients_leaving_mid_upload_leak_no_wsgi_thread(custom_server: ServerPro
     body = bytes(range(256)) * 1000
     response = httpx.post(custom_server.url + "/upload-slow", content=body, timeout=DEADLINE_S)
     assert response.json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def chunked(body: bytes, size: int = 16_384) -> Iterator[bytes]:
+    """`body` as an iterator, which httpx sends with Transfer-Encoding: chunked."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def test_a_chunked_upload_reaches_a_third_party_app_whole(custom_server: ServerProcess) -> None:
+    body = bytes(range(256)) * 1200  # 300 KiB, under the app's MAX_CONTENT_LENGTH
+    response = httpx.post(
+        custom_server.url + "/upload-slow", content=chunked(body), timeout=DEADLINE_S
+    )
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_a_chunked_upload_over_the_apps_limit_is_its_own_413(
+    custom_server: ServerProcess,
+) -> None:
+    body = b"x" * (MAX_CONTENT_LENGTH + 1)
+    response = httpx.post(
+        custom_server.url + "/upload-slow", content=chunked(body), timeout=DEADLINE_S
+    )
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert response.status_code == 413
+    assert busy(custom_server)["running"]["upload"] == 0  # refused before the view ran
 
 
 def test_clients_leaving_mid_download_leak_no_wsgi_thread(custom_server: ServerProcess) -> None:

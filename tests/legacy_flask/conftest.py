@@ -1,12 +1,12 @@
-"""The legacy Flask app served on its own (a2wsgi under uvicorn), as before the gateway."""
+"""The legacy Flask app served on its own (the gateway's a2wsgi mount under uvicorn, no routing)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
-from a2wsgi import WSGIMiddleware
 
+from asgi_gateway.wsgi import WSGIMount
 from legacy_flask import LegacyFlask, create_app
 from shared.runtime import Runtime
 from tests.conftest import LiveServer
@@ -19,4 +19,4 @@ def flask_app(runtime: Runtime) -> LegacyFlask:
 
 @pytest.fixture
 def legacy_server(flask_app: LegacyFlask, serve: Callable[..., LiveServer]) -> LiveServer:
-    return serve(WSGIMiddleware(flask_app, workers=8))
+    return serve(WSGIMount(flask_app, workers=8))

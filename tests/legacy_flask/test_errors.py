@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from a2wsgi import WSGIMiddleware
 
+from asgi_gateway.wsgi import WSGIMount
 from legacy_flask import create_app
 from shared import bridge
 from shared.config import load_settings
@@ -35,7 +35,7 @@ def own_server(
     def start(environ: dict[str, str]) -> tuple[LiveServer, Runtime]:
         runtime = Runtime(load_settings(environ))
         runtimes.append(runtime)
-        return serve(WSGIMiddleware(create_app(runtime=runtime), workers=4)), runtime
+        return serve(WSGIMount(create_app(runtime=runtime), workers=4)), runtime
 
     yield start
     for runtime in runtimes:
