@@ -121,6 +121,16 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
             "shared.bridge.run() was called from the event loop's own thread; it would wait "
             "for itself forever. Await the coroutine directly instead."
         )
+    if not loop.is_running():
+        # A registered server loop that stopped without unregister_loop(): the call would
+        # be queued on a loop that never runs it, and wait for ever.
+        coro.close()
+        if _state.is_registered:
+            raise RuntimeError(
+                "shared.bridge: the registered event loop is not running (its server stopped "
+                "without unregister_loop()); nothing would ever run this coroutine"
+            )
+        raise RuntimeError("shared.bridge: the event loop is shutting down")
     # Run the task in a copy of the caller's context, then copy what it changed back, so
     # a contextvar set by the coroutine is seen by the caller (asgiref does the same).
     context = contextvars.copy_context()
@@ -237,11 +247,12 @@ def _start_loop_thread() -> None:
         loop.run_forever()
 
     thread = threading.Thread(target=serve, name="shared-bridge-loop", daemon=True)
+    thread.start()
+    ready.wait()
+    # Published only once it runs: get_loop()'s lock-free path may hand it out at once.
     _state.loop = loop
     _state.thread = thread
     _state.is_registered = False
-    thread.start()
-    ready.wait()
 
 
 def _reset_after_fork() -> None:

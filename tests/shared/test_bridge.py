@@ -395,6 +395,28 @@ def test_run_uses_a_registered_server_loop_until_it_is_unregistered() -> None:
     assert own_loop is bridge.get_loop()
 
 
+def test_a_registered_loop_that_stopped_without_unregistering_fails_fast() -> None:
+    # A server whose loop stops (but is not closed) and forgets to unregister it: before,
+    # every later run() without a timeout waited for ever.
+    loop = asyncio.new_event_loop()
+
+    async def register() -> None:
+        bridge.register_loop(asyncio.get_running_loop())
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(register(),))
+    thread.start()
+    thread.join(5)
+    try:
+        assert bridge.get_loop() is loop and not loop.is_running()
+        pending = asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="registered event loop is not running"):
+            bridge.run(pending)
+        assert pending.cr_frame is None  # closed, so no "never awaited" warning either
+    finally:
+        bridge.unregister_loop(loop)
+        loop.close()
+
+
 def test_registering_a_loop_while_the_bridge_runs_its_own_is_refused() -> None:
     bridge.run(asyncio.sleep(0))
 
