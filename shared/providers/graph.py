@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from json import loads as json_loads
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
+from urllib.request import getproxies, proxy_bypass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
@@ -70,6 +71,8 @@ class GraphProvider:
         self._origin = _origin(self.base_url)
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # Every request goes to one origin: settle its proxy once, not on every request.
+        self._proxy = _env_proxy(self.base_url)
         # Built once: every request sends the same headers.
         self._headers: dict[str, str] = {"Accept": "application/json"}
         if token:
@@ -162,8 +165,7 @@ class GraphProvider:
             )
         if self._client is None:
             # Created on first use so its connections belong to the loop that runs the requests.
-            # trust_env: honour HTTP(S)_PROXY and NO_PROXY like other HTTP clients do.
-            self._client = aiohttp.ClientSession(timeout=self._timeout, trust_env=True)
+            self._client = aiohttp.ClientSession(timeout=self._timeout)
         return self._client
 
     async def _request(
@@ -187,6 +189,7 @@ class GraphProvider:
                     json=json,
                     headers=self._headers,
                     timeout=self._timeout,
+                    proxy=self._proxy,
                 ) as response:
                     answer = _Answer(
                         response.status,
@@ -249,6 +252,14 @@ class GraphProvider:
     def _redact(self, text: str) -> str:
         # A misbehaving server may echo our headers back in an error body.
         return text.replace(self._token, "[redacted]") if self._token else text
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy that HTTP_PROXY / HTTPS_PROXY name for `url`, unless NO_PROXY exempts its host."""
+    parts = urlsplit(url)
+    if parts.hostname and proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme)
 
 
 def _origin(url: str) -> tuple[str, str]:

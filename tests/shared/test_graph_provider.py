@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socketserver
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -385,3 +387,65 @@ async def test_aclose_leaves_a_passed_in_client_open(graph: FakeGraphServer) -> 
         assert not client.closed
         async with client.get(f"{graph.url}/calendars/cal-1/calendarView") as response:
             assert response.status == 400  # the client still works; the window was missing
+
+
+# -- proxies -------------------------------------------------------------------------------
+
+
+class RecordingProxy:
+    """A TCP listener standing in for an HTTP proxy: records each request line, answers 502."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _handler(self) -> type[socketserver.StreamRequestHandler]:
+        lines = self.lines
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                lines.append(self.rfile.readline().decode().strip())
+                while self.rfile.readline() not in (b"\r\n", b""):
+                    pass
+                self.wfile.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+
+        return Handler
+
+    def __enter__(self) -> RecordingProxy:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+async def test_http_proxy_from_the_environment_is_used(
+    graph: FakeGraphServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RecordingProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with contextlib.aclosing(make_provider(graph, max_retries=0)) as proxied:
+            with pytest.raises(ProviderError, match="answered 502"):
+                await proxied.list_events(CAL, JAN_1, JAN_1 + timedelta(days=1))
+
+    assert len(proxy.lines) == 1
+    assert proxy.lines[0].startswith(f"GET {graph.url}/calendars/cal-1/calendarView?")
+    assert graph.request_count == 0
+
+
+async def test_no_proxy_exempts_the_graph_host(
+    graph: FakeGraphServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RecordingProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with contextlib.aclosing(make_provider(graph)) as direct:
+            await direct.list_events(CAL, JAN_1, JAN_1 + timedelta(days=1))
+
+    assert proxy.lines == []
+    assert graph.request_count == 1
