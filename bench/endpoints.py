@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -236,16 +236,17 @@ def measure(
     Each round also measures the fake Graph server alone (latency at c=1, capacity at c=64),
     under the same noise as the gateways.
     """
-    runs: dict[str, dict[str, list[Sample]]] = {c.name: {s: [] for s in SIDES} for c in CASES}
+    cases = selected_cases(opts)
+    runs: dict[str, dict[str, list[Sample]]] = {c.name: {s: [] for s in SIDES} for c in cases}
     fake_runs: dict[str, list[Sample]] = {f"c={c}": [] for c in FAKE_CONNECTIONS}
-    for case in CASES:
+    for case in cases:
         for side in SIDES:
             path = case.path.format(calendar=calendar_id)
             run_wrk(servers[side], path, token, wrk_opts(case.connections), opts.warmup)
     run_wrk(fake, FAKE_PATH, token, wrk_opts(64), opts.warmup)
     for n in range(opts.rounds):
         order = SIDES if n % 2 == 0 else SIDES[::-1]
-        for case in CASES:
+        for case in cases:
             path = case.path.format(calendar=calendar_id)
             for side in order:
                 settle(*servers.values(), fake)
@@ -278,7 +279,7 @@ def _print_sample(n: int, case: str, side: str, done: Sample) -> None:
 def summarize(runs: Mapping[str, Mapping[str, list[Sample]]]) -> dict[str, dict[str, Any]]:
     """Per case: each side's medians, and the medians of the per-round ratios async / legacy."""
     summary: dict[str, dict[str, Any]] = {}
-    for case in CASES:
+    for case in (c for c in CASES if c.name in runs):
         sides = runs[case.name]
         pairs = [(a.run, b.run) for a, b in zip(sides["async"], sides["legacy"], strict=True)]
         ratios = {
@@ -378,7 +379,11 @@ PROFILE_CASES = ("appointments.list c=64", "remote_events c=64")
 
 
 def profile(
-    servers: Mapping[str, Server], calendar_id: int, token: str, duration_s: int
+    servers: Mapping[str, Server],
+    calendar_id: int,
+    token: str,
+    duration_s: int,
+    cases: Sequence[Case] = CASES,
 ) -> dict[str, Any]:
     """py-spy (--gil: the thread holding the GIL) on each gateway under two cases' load."""
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -386,7 +391,7 @@ def profile(
         return {"error": "py-spy not installed (.venv/bin/pip install py-spy)"}
     PROFILES.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {}
-    for case in (c for c in CASES if c.name in PROFILE_CASES):
+    for case in (c for c in cases if c.name in PROFILE_CASES):
         for side in SIDES:
             server = servers[side]
             assert server.proc is not None
@@ -523,8 +528,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--wsgi-threads", type=int, default=None, help="AA_WSGI_THREADS for both gateways"
     )
+    parser.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        help="run only the cases whose name contains this (repeatable), e.g. remote_events",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="results JSON")
-    return parser.parse_args(argv)
+    opts = parser.parse_args(argv)
+    if not selected_cases(opts):
+        parser.error(f"--case {opts.case} matches none of: {', '.join(c.name for c in CASES)}")
+    return opts
+
+
+def selected_cases(opts: argparse.Namespace) -> tuple[Case, ...]:
+    """The cases `--case` picks (every case when it is not given)."""
+    return tuple(c for c in CASES if not opts.case or any(part in c.name for part in opts.case))
 
 
 @contextlib.contextmanager
@@ -562,11 +581,11 @@ def main(argv: list[str] | None = None) -> int:
             if ids["async"] != ids["legacy"]:
                 raise RuntimeError(f"the database copies diverged: calendar ids {ids}")
             calendar_id = ids["async"]
-            for case in CASES:
+            for case in selected_cases(opts):
                 notes += check_case(case.path.format(calendar=calendar_id), servers, token)
             runs, fake_runs = measure(servers, fake, calendar_id, token, opts)
             profiles = (
-                profile(servers, calendar_id, token, opts.profile_duration)
+                profile(servers, calendar_id, token, opts.profile_duration, selected_cases(opts))
                 if opts.profile
                 else None
             )
