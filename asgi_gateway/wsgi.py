@@ -38,7 +38,6 @@ class WSGIMount(WSGIMiddleware):
         if max_body_bytes is None:
             max_body_bytes = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH")
         super().__init__(ChunkedBodyBuffer(app, max_body_bytes), workers=workers, **options)
-        self.wsgi_app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,13 +64,11 @@ class _WSGIResponder(WSGIResponder):
         self._body_read = False
         self._receive: Receive | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._event_loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         # A request without a body has its one (empty) message read here, so a streamed
         # answer to it can be watched at once; the app gets the message if it asks for it.
         self._receive = receive
-        self._event_loop = asyncio.get_running_loop()
         first = None if _has_body(scope) else await receive()
 
         def note(message: dict[str, Any]) -> dict[str, Any]:
@@ -99,8 +96,8 @@ class _WSGIResponder(WSGIResponder):
 
     def _maybe_watch(self) -> None:  # on the event loop
         if self._streaming and self._body_read and self._watcher is None:
-            assert self._receive is not None and self._event_loop is not None
-            self._watcher = self._event_loop.create_task(self._watch(self._receive))
+            assert self._receive is not None
+            self._watcher = self.loop.create_task(self._watch(self._receive))
 
     async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -117,8 +114,7 @@ class _WSGIResponder(WSGIResponder):
             and message.get("more_body", False)
         ):
             self._streaming = True
-            assert self._event_loop is not None
-            self._event_loop.call_soon_threadsafe(self._maybe_watch)
+            self.loop.call_soon_threadsafe(self._maybe_watch)
         super().send(message)
 
 

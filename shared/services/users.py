@@ -67,10 +67,6 @@ class ActorCache:
                 self._entries.clear()
         self._entries[key] = (now + self.ttl_s, actor)
 
-    def clear(self) -> None:
-        """Forget every entry, e.g. after revoking credentials in this process."""
-        self._entries.clear()
-
 
 class UserService:
     def __init__(self, db: Database, *, actor_cache_s: float | None = None) -> None:

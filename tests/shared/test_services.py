@@ -231,8 +231,6 @@ def test_the_actor_cache_stays_within_its_bound() -> None:
     cache.put(1, actors[1])
     cache.put(4, actors[4])  # full of live entries: start over rather than grow
     assert [cache.get(n) for n in (0, 1, 3, 4)] == [None, None, None, actors[4]]
-    cache.clear()
-    assert cache.get(4) is None
 
 
 async def test_a_token_for_an_unknown_user_is_not_issued(domain: Runtime) -> None:
