@@ -1,48 +1,26 @@
 """The `admin-assistant` command: async-native, one event loop per command.
 
-Each command is a coroutine run by `_execute`, the CLI's single entry runner: it builds a
-Runtime on that loop, awaits the command, and disposes the engine on the same loop before the
-loop closes. Errors go to stderr with a non-zero exit status.
+Each command is a coroutine run by `admin_assistant.runner.run_command`, the CLI's single
+entry runner: it builds a Runtime on that loop, awaits the command, and disposes the engine on
+the same loop before the loop closes. Errors go to stderr with a non-zero exit status.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 
+from admin_assistant.runner import run_command
 from shared.config import load_settings
-from shared.errors import AppError
 from shared.runtime import Runtime
 from shared.validation import parse_instant
 
-T = TypeVar("T")
 _log = logging.getLogger("admin_assistant")
-
-
-def _execute(command: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run one command's coroutine on a fresh loop with its own Runtime; exit 1 on a known error."""
-
-    async def main() -> T:
-        runtime = Runtime(load_settings())
-        try:
-            return await command(runtime)
-        finally:
-            await runtime.aclose()
-
-    try:
-        return asyncio.run(main())
-    except AppError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        for detail in exc.details:
-            click.echo(f"  {detail.get('field', '')}: {detail.get('message', '')}", err=True)
-        sys.exit(1)
 
 
 @click.group()
@@ -75,6 +53,8 @@ def serve(host: str, port: int, workers: int) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
+    from asgi_gateway.serving.http_limits import HTTP_PROTOCOL
+
     uvicorn.run(
         "asgi_gateway.app:app",
         host=host,
@@ -82,6 +62,9 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         lifespan="on",
         timeout_graceful_shutdown=30,
+        # httptools with a cap on the request head (uvicorn's own has none).
+        http=HTTP_PROTOCOL,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
 
 
@@ -108,7 +91,7 @@ def db_upgrade() -> None:
         await upgrade(runtime.db.engine)
         click.echo(f"database at revision {await current_revision(runtime.db.engine)}")
 
-    _execute(command)
+    run_command(command)
 
 
 @db.command("seed")
@@ -122,7 +105,7 @@ def db_seed(demo: bool) -> None:
         state = "seeded demo data" if login.created else "demo data already present"
         click.echo(f"{state}; sign in as {login.email} / {login.password}")
 
-    _execute(command)
+    run_command(command)
 
 
 # -- users and tokens --------------------------------------------------------------------------
@@ -145,7 +128,7 @@ def users_create(email: str, password: str, name: str, admin: bool) -> None:
         user = await runtime.services.users.create(email, password, name=name, is_admin=admin)
         click.echo(f"created user {user['id']} {user['email']}{' (admin)' if admin else ''}")
 
-    _execute(command)
+    run_command(command)
 
 
 @main.group()
@@ -162,7 +145,7 @@ def tokens_create(email: str, name: str) -> None:
     async def command(runtime: Runtime) -> str:
         return await runtime.services.users.create_token(email, name=name)
 
-    token = _execute(command)
+    token = run_command(command)
     click.echo("store this token now; it cannot be shown again:", err=True)
     click.echo(token)
 
@@ -192,7 +175,7 @@ def archive_run(config_id: int, start: str | None, end: str | None) -> None:
         finally:
             bar.close()
 
-    entry = _execute(command)
+    entry = run_command(command)
     click.echo(
         f"run {entry['id']} {entry['status']}: archived {entry['archived']}, skipped "
         f"{entry['skipped']}, duplicate {entry['duplicate']}, overlap {entry['overlap']} "

@@ -11,11 +11,19 @@ from typing import Any
 
 import click
 
-from asgi_gateway.errors import FlagError, FlagFileError
-from asgi_gateway.export import export_flags
-from asgi_gateway.flags import FlagFile, load_flag_file, parse_flag_file
-from asgi_gateway.routing import flask_endpoints
-from asgi_gateway.store import FlagStore
+from admin_assistant.runner import run_command
+from asgi_gateway.control.export import export_flags
+from asgi_gateway.control.store import Change, FlagStore, describe
+from asgi_gateway.errors import FlagConflict, FlagError, FlagFileError, FlagStoreUnavailable
+from asgi_gateway.flags import (
+    FlagFile,
+    decode_flag_text,
+    drift,
+    effective_flag,
+    load_flag_file,
+    parse_flag_file,
+)
+from asgi_gateway.serving.routing import flask_endpoints
 from shared.runtime import Runtime
 
 
@@ -41,14 +49,15 @@ def _declared(runtime: Runtime, known: set[str], twins: set[str]) -> FlagFile:
 
 
 def _run(command: Callable[[Runtime, FlagStore], Awaitable[Any]]) -> Any:
-    from admin_assistant.cli import _execute
-
     async def with_store(runtime: Runtime) -> Any:
         store = FlagStore(runtime.db.engine)
-        await store.ensure_schema()
-        return await command(runtime, store)
+        try:
+            await store.ensure_schema()
+            return await command(runtime, store)
+        except FlagStoreUnavailable as exc:
+            raise_click(str(exc))
 
-    return _execute(with_store)
+    return run_command(with_store)
 
 
 @click.group()
@@ -66,18 +75,12 @@ def flags_list() -> None:
         state = await store.load()
         click.echo(f"{'ENDPOINT':32} {'TWIN':5} {'MODE':7} {'PERCENT':>7} {'STICKY':12} DRIFT")
         for endpoint in sorted(known):
-            flag = state.flags.get(endpoint) or declared.declared(endpoint)
-            want = declared.declared(endpoint)
-            drift = (
-                "yes"
-                if (flag.mode, flag.percent, flag.sticky_by)
-                != (want.mode, want.percent, want.sticky_by)
-                else ""
-            )
+            flag = effective_flag(endpoint, state.flags, declared)
+            drifted = ", ".join(drift(flag, declared.declared(endpoint)))
             percent = f"{flag.percent:g}" if flag.mode == "canary" else "-"
             click.echo(
                 f"{endpoint:32} {'yes' if endpoint in twins else 'no':5} {flag.mode:7} "
-                f"{percent:>7} {flag.sticky_by:12} {drift}"
+                f"{percent:>7} {flag.sticky_by:12} {drifted}"
             )
         click.echo(f"(version {state.version})")
 
@@ -95,12 +98,13 @@ def flags_show(endpoint: str) -> None:
             raise_click(f"unknown endpoint id {endpoint!r} (see 'admin-assistant flags list')")
         declared = _declared(runtime, known, twins)
         state = await store.load()
-        flag = state.flags.get(endpoint) or declared.declared(endpoint)
+        flag = effective_flag(endpoint, state.flags, declared)
         click.echo(
             json.dumps(
                 {
                     "runtime": flag.to_dict(),
                     "declared": declared.declared(endpoint).to_dict(),
+                    "drift": list(drift(flag, declared.declared(endpoint))),
                     "has_twin": endpoint in twins,
                     "version": state.version,
                 },
@@ -113,12 +117,12 @@ def flags_show(endpoint: str) -> None:
 
 @flags.command("set")
 @click.argument("endpoint")
-@click.option("--mode", required=True, help="legacy | shadow | canary | async")
+@click.option("--mode", help="legacy | shadow | canary | async (default: unchanged)")
 @click.option("--percent", type=float, help="Canary share 0-100 (two decimals).")
 @click.option("--sticky-by", help="user | session | ip | header:<Name> | random")
 @click.option("--reason", required=True, help="Why: kept in the audit trail.")
 def flags_set(
-    endpoint: str, mode: str, percent: float | None, sticky_by: str | None, reason: str
+    endpoint: str, mode: str | None, percent: float | None, sticky_by: str | None, reason: str
 ) -> None:
     """Flip one endpoint at runtime; every worker follows within a second."""
     if not reason.strip():
@@ -130,9 +134,7 @@ def flags_set(
         try:
             before, after = await store.flip(
                 endpoint,
-                mode=mode,
-                percent=percent,
-                sticky_by=sticky_by,
+                Change(mode, percent, sticky_by),
                 declared=declared,
                 known=known,
                 twins=twins,
@@ -141,11 +143,10 @@ def flags_set(
             )
         except FlagError as exc:
             raise_click(exc.message)
-        was = f"{before.mode} {before.percent:g}%" if before else "unset"
+        except FlagConflict as exc:
+            raise_click(str(exc))
         click.echo(
-            f"{endpoint}: {was} -> {after.mode}"
-            f"{f' {after.percent:g}%' if after.mode == 'canary' else ''} "
-            f"(sticky by {after.sticky_by})"
+            f"{endpoint}: {describe(before)} -> {describe(after)} (sticky by {after.sticky_by})"
         )
 
     _run(command)
@@ -191,7 +192,7 @@ def flags_export() -> None:
         known, twins = _endpoints(runtime)
         declared = _declared(runtime, known, twins)
         path = runtime.settings.flags_file
-        text = path.read_text()
+        text = decode_flag_text(path.read_bytes(), path)
         state = await store.load()
         new_text = export_flags(text, declared, state.flags)
         if new_text == text:

@@ -1,9 +1,17 @@
-"""The strangler gateway: serve a Flask app and its async twins, switching per endpoint by flag."""
+"""The strangler gateway: serve a Flask (or any WSGI) app and its async twins, per endpoint flag.
+
+`build_gateway(wsgi_app, routes, FlagSource(...))` is the entry point. The request path lives
+in `asgi_gateway.serving`, the control plane (flag store, admin API, dashboard) in
+`asgi_gateway.control`; admin-assistant's own wiring is `asgi_gateway.app` and
+`asgi_gateway.endpoints`.
+"""
 
 from __future__ import annotations
 
-from asgi_gateway.decision import Backend, Snapshot, bucket, decide_backend
+from asgi_gateway.control.plane import ControlPlane
+from asgi_gateway.control.store import AuditEntry, Change, FlagStore
 from asgi_gateway.errors import (
+    FlagConflict,
     FlagError,
     FlagFileError,
     FlagStoreUnavailable,
@@ -11,13 +19,30 @@ from asgi_gateway.errors import (
     RouteMismatch,
     UnknownEndpoint,
 )
-from asgi_gateway.flags import Flag, FlagFile, Guard, load_flag_file, make_flag, parse_flag_file
-from asgi_gateway.gateway import FlagSource, Gateway, Principal, build_gateway
-from asgi_gateway.store import FlagStore
+from asgi_gateway.flags import (
+    Flag,
+    FlagFile,
+    Guard,
+    drift,
+    effective_flag,
+    load_flag_file,
+    make_flag,
+    parse_flag_file,
+)
+from asgi_gateway.serving.decision import Backend, Snapshot, bucket, decide_backend
+from asgi_gateway.serving.gateway import FlagSource, Gateway, GatewayOptions, build_gateway
+from asgi_gateway.serving.identity import Authenticate, InvalidCredentials, Principal, UserKey
+from asgi_gateway.serving.mount import WSGIMount
+from asgi_gateway.serving.routing import OwnPaths
 
 __all__ = [
+    "AuditEntry",
+    "Authenticate",
     "Backend",
+    "Change",
+    "ControlPlane",
     "Flag",
+    "FlagConflict",
     "FlagError",
     "FlagFile",
     "FlagFileError",
@@ -26,14 +51,21 @@ __all__ = [
     "FlagStoreUnavailable",
     "Gateway",
     "GatewayError",
+    "GatewayOptions",
     "Guard",
+    "InvalidCredentials",
+    "OwnPaths",
     "Principal",
     "RouteMismatch",
     "Snapshot",
     "UnknownEndpoint",
+    "UserKey",
+    "WSGIMount",
     "bucket",
     "build_gateway",
     "decide_backend",
+    "drift",
+    "effective_flag",
     "load_flag_file",
     "make_flag",
     "parse_flag_file",

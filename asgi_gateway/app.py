@@ -1,10 +1,12 @@
 """admin-assistant's gateway: the legacy Flask app and its async twins behind the flags.
 
 `uvicorn asgi_gateway.app:app` serves it; `create_gateway(settings)` builds one for tests.
+This is admin-assistant's own wiring of the gateway machinery (which knows nothing of it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,9 +16,12 @@ from starlette.requests import Request
 
 from asgi_gateway.endpoints import routes
 from asgi_gateway.endpoints._http import current_actor
-from asgi_gateway.gateway import FlagSource, Gateway, Principal, build_gateway
+from asgi_gateway.serving.gateway import FlagSource, Gateway, build_gateway
+from asgi_gateway.serving.identity import InvalidCredentials, Principal
 from legacy_flask import create_app, install_runtime
+from shared import bridge
 from shared.config import Settings, load_settings
+from shared.errors import Unauthorized
 from shared.runtime import Runtime
 
 _log = logging.getLogger(__name__)
@@ -26,21 +31,38 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
     """The admin-assistant gateway for `settings` (default: from the environment)."""
     settings = settings or load_settings()
     flask_app = create_app(settings=settings, defer_runtime=True)
+    running: dict[str, Runtime] = {}  # the Runtime of the current lifespan
 
     @contextlib.asynccontextmanager
     async def lifespan(gateway: Gateway, state: dict[str, Any]) -> AsyncIterator[None]:
-        # Created here, on the server's loop: the pool's connections belong to this loop,
-        # and the legacy views reach it through the bridge registered on the same loop.
-        runtime = Runtime(settings)
-        install_runtime(flask_app, runtime)
-        state["runtime"] = runtime
+        # The server's loop becomes the bridge loop: legacy views (in WSGI threads) run their
+        # coroutines on it, next to the twins, over one engine and one pool created here.
+        loop = asyncio.get_running_loop()
+        bridge.register_loop(loop)
         try:
-            yield
+            runtime = Runtime(settings)
+            install_runtime(flask_app, runtime)
+            state["runtime"] = running["runtime"] = runtime
+            try:
+                yield
+            finally:
+                running.clear()
+                await runtime.aclose()
+                await bridge.run_shutdown_hooks()
         finally:
-            await runtime.aclose()
+            bridge.unregister_loop(loop)
+
+    async def database_ready() -> None:
+        runtime = running.get("runtime")
+        if runtime is None:
+            raise RuntimeError("not started")
+        await runtime.db.ping()
 
     async def authenticate(scope: dict[str, Any]) -> Principal | None:
-        actor = await current_actor(Request(scope))
+        try:
+            actor = await current_actor(Request(scope))
+        except Unauthorized as exc:
+            raise InvalidCredentials(exc.message) from None
         return None if actor is None else Principal(actor.email, actor.is_admin)
 
     return build_gateway(
@@ -52,6 +74,15 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         authenticate=authenticate,
         lifespan=lifespan,
         wsgi_threads=settings.wsgi_threads,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        metrics_token=settings.metrics_token,
+        readiness_checks={"database": database_ready},
+        # The legacy app's own /readyz serves it standalone; behind the gateway, the
+        # gateway's answers for both (flags and the database).
+        replaces={"health.readyz"},
+        secret_key=settings.secret_key,
         retire_after_days=settings.retire_after_days,
         stats_retention_days=settings.stats_retention_days,
     )

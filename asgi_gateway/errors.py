@@ -24,6 +24,10 @@ class UnknownEndpoint(FlagError):
     """No Flask endpoint has this id."""
 
 
+class FlagConflict(GatewayError):
+    """A compare-and-set flip lost: the flag changed since the caller read it."""
+
+
 class RouteMismatch(GatewayError):
     """An async route has no Flask twin, or differs from it in URL pattern or methods."""
 

@@ -40,7 +40,11 @@ class Guard:
 
 @dataclass(frozen=True, slots=True)
 class Flag:
-    """Who answers one endpoint: `legacy`, `async`, a sticky `canary` percent, or `shadow`."""
+    """Who answers one endpoint: `legacy`, `async`, a sticky `canary` percent, or `shadow`.
+
+    Always normal: `percent` means something only in canary and is 0 in every other mode,
+    so two flags that route alike compare equal (and never show as drift).
+    """
 
     endpoint: str
     mode: Mode = "legacy"
@@ -49,11 +53,28 @@ class Flag:
     compare_ignore: tuple[str, ...] = ()
     guard: Guard = field(default_factory=Guard)
 
+    def __post_init__(self) -> None:
+        if self.mode != "canary" and self.percent:
+            object.__setattr__(self, "percent", 0.0)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (API, audit rows, export)."""
         data = asdict(self)
         data["compare_ignore"] = list(self.compare_ignore)
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Flag:
+        """The Flag of a `to_dict()` form (stored rows, audit); unknown keys are ignored."""
+        guard = data.get("guard") or {}
+        return cls(
+            endpoint=data["endpoint"],
+            mode=data.get("mode", "legacy"),
+            percent=round(float(data.get("percent") or 0), 2),
+            sticky_by=data.get("sticky_by", "user"),
+            compare_ignore=tuple(data.get("compare_ignore") or ()),
+            guard=replace(Guard(), **{k: v for k, v in guard.items() if k in Guard.__slots__}),
+        )
 
     def fingerprint(self) -> str:
         """A stable digest of the declared flag, to tell whether its YAML entry changed."""
@@ -79,6 +100,28 @@ class FlagFile:
         if flag is not None:
             return flag
         return Flag(endpoint, sticky_by=self.default_sticky_by, guard=self.default_guard)
+
+
+# -- runtime against declared: the one place drift is computed --------------------------------
+
+# What an operator may change at runtime, and so what may drift from the YAML.
+RUNTIME_FIELDS = ("mode", "percent", "sticky_by", "compare_ignore")
+
+
+def effective_flag(endpoint: str, runtime: Mapping[str, Flag], declared: FlagFile | None) -> Flag:
+    """The flag an endpoint is served with: its runtime row, else its declared (YAML) entry."""
+    flag = runtime.get(endpoint)
+    if flag is not None:
+        return flag
+    return declared.declared(endpoint) if declared is not None else Flag(endpoint)
+
+
+def drift(flag: Flag, declared: Flag) -> tuple[str, ...]:
+    """The runtime-changeable fields in which `flag` differs from its declared entry.
+
+    Empty when they agree; admin API, dashboard, CLI and `flags export` all ask this.
+    """
+    return tuple(f for f in RUNTIME_FIELDS if getattr(flag, f) != getattr(declared, f))
 
 
 # -- validation of single values (shared by YAML, CLI, admin API and dashboard) ---------------
@@ -129,18 +172,23 @@ def check_endpoint(endpoint: str, known: Collection[str] | None) -> None:
 def make_flag(
     endpoint: str,
     *,
-    mode: Any,
+    mode: Any = None,
     percent: Any = None,
     sticky_by: Any = None,
     base: Flag | None = None,
     known: Collection[str] | None = None,
     twins: Collection[str] | None = None,
 ) -> Flag:
-    """A validated Flag from loose input (CLI, API, dashboard), starting from `base`."""
+    """A validated Flag from loose input (CLI, API, dashboard), starting from `base`.
+
+    Fields given as None keep `base`'s value, so a change may name only what it changes.
+    """
     check_endpoint(endpoint, known)
     flag = base or Flag(endpoint)
-    mode = check_mode(mode)
+    mode = flag.mode if mode is None else check_mode(mode)
     new_percent = flag.percent if percent is None else check_percent(percent)
+    if percent is not None and mode != "canary":
+        raise FlagError(f"percent is only used with mode canary (mode is {mode})", field="percent")
     if mode == "canary" and percent is None and flag.mode != "canary":
         raise FlagError("mode canary needs a percent (e.g. --percent 10)", field="percent")
     if twins is not None and mode != "legacy" and endpoint not in twins:
@@ -163,12 +211,24 @@ def load_flag_file(
 ) -> FlagFile:
     """Read and validate a flag file; FlagFileError says `file:line: endpoint: reason`."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise FlagFileError(f"{path}: flag file not found (set AA_FLAGS_FILE)") from None
     except OSError as exc:
         raise FlagFileError(f"{path}: cannot read flag file: {exc.strerror}") from None
-    return parse_flag_file(text, path, known=known, twins=twins)
+    return parse_flag_file(decode_flag_text(raw, path), path, known=known, twins=twins)
+
+
+def decode_flag_text(raw: bytes, path: Path) -> str:
+    """A flag file's bytes as text; FlagFileError with `file:line` when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise FlagFileError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from None
 
 
 def parse_flag_file(
@@ -279,6 +339,36 @@ def _parse_entry(
         compare_ignore=tuple(ignore),
         guard=_parse_guard(entry.get("guard"), guard),
     )
+
+
+def entry_fields(flag: Flag, file: FlagFile) -> dict[str, Any]:
+    """The route entry that parses back to `flag` under `file`'s defaults (for export).
+
+    Only what differs from the defaults is written, so an exported entry stays short.
+    """
+    entry: dict[str, Any] = {"mode": flag.mode}
+    if flag.mode == "canary":
+        entry["percent"] = int(flag.percent) if flag.percent.is_integer() else flag.percent
+    if flag.sticky_by != file.default_sticky_by:
+        entry["sticky_by"] = flag.sticky_by
+    if flag.compare_ignore:
+        entry["compare"] = {"ignore": list(flag.compare_ignore)}
+    if flag.guard != file.default_guard:
+        base, guard = file.default_guard, flag.guard
+        entry["guard"] = {
+            key: (f"{guard.window_s:g}s" if key == "window" else getattr(guard, attr))
+            for key, attr in _GUARD_KEYS.items()
+            if getattr(guard, attr) != getattr(base, attr)
+        }
+    return entry
+
+
+_GUARD_KEYS = {
+    "max_error_rate": "max_error_rate",
+    "min_requests": "min_requests",
+    "window": "window_s",
+    "max_latency_ratio": "max_latency_ratio",
+}
 
 
 def _parse_guard(raw: Any, base: Guard) -> Guard:

@@ -45,8 +45,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
 from asgi_gateway import Flag, FlagSource, Gateway, Principal, build_gateway  # noqa: E402
-from asgi_gateway.identity import header  # noqa: E402
-from asgi_gateway.metrics import stats_table  # noqa: E402
+from asgi_gateway.serving.identity import header  # noqa: E402
+from asgi_gateway.tables import stats_table  # noqa: E402
 from bench.endpoints import running, settle  # noqa: E402
 from bench.gateway import Run, Server, run_wrk  # noqa: E402
 

@@ -342,9 +342,9 @@ def _pooled_rps(runs: list[Run]) -> float:
 def time_decisions(environ: Mapping[str, str], token: str) -> dict[str, float]:
     """Best-of-5 ns per call of the routing decision's pieces, in this process (no server)."""
     from asgi_gateway.app import create_gateway
-    from asgi_gateway.decision import CompiledFlag, Snapshot, decide_backend
     from asgi_gateway.flags import Flag
-    from asgi_gateway.identity import FlaskSessionUser
+    from asgi_gateway.serving.decision import CompiledFlag, Snapshot, decide_backend
+    from asgi_gateway.serving.identity import FlaskSessionUser
     from shared.config import load_settings
 
     endpoint = "appointments.list"

@@ -42,6 +42,9 @@ class Settings:
     retire_after_days: int
     stats_retention_days: int
     auth_cache_s: float = 5.0
+    body_timeout_s: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    metrics_token: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -97,6 +100,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retire_after_days=_int(env_map, "AA_RETIRE_AFTER_DAYS", 7, minimum=1),
         stats_retention_days=_int(env_map, "AA_STATS_RETENTION_DAYS", 7, minimum=7),
         auth_cache_s=_float(env_map, "AA_AUTH_CACHE_S", 5.0, allow_zero=True),
+        body_timeout_s=_float(env_map, "AA_BODY_TIMEOUT_S", 10.0),
+        max_header_bytes=_int(env_map, "AA_MAX_HEADER_BYTES", 64 * 1024, minimum=4096),
+        metrics_token=_metrics_token(env_map),
     )
 
 
@@ -141,6 +147,18 @@ def _secret_key(environ: Mapping[str, str], env: str, var_dir: Path) -> str:
         fh.write(key)
     _log.warning("AA_SECRET_KEY is not set; generated a development key in %s", path)
     return key
+
+
+def _metrics_token(environ: Mapping[str, str]) -> str | None:
+    token = environ.get("AA_METRICS_TOKEN")
+    if token is None or token == "":
+        return None
+    if len(token.strip()) < 16 or token != token.strip():
+        raise ConfigError(
+            "AA_METRICS_TOKEN must be at least 16 characters without surrounding spaces "
+            "(use a random string, e.g. from `openssl rand -hex 24`)"
+        )
+    return token
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

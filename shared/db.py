@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -89,6 +89,14 @@ class Database:
         """A session for reads; closing it ends the transaction and leaves loaded objects usable."""
         async with self.sessionmaker() as session:
             yield session
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a read of its schema (a corrupted file fails too)."""
+        async with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                await conn.execute(text("SELECT count(*) FROM sqlite_master"))
+            else:
+                await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         """Close every pooled connection; await it on the loop the engine ran on."""

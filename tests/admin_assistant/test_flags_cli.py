@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from asgi_gateway.store import FlagState, FlagStore
+from asgi_gateway.control.store import FlagState, FlagStore
 from shared import bridge
 from shared.runtime import Runtime
 
@@ -248,7 +248,7 @@ def test_flags_list(cli: Run, flags_file: Path) -> None:
         "canary",
         "12.5",
         "user",
-        "yes",
+        "percent",  # the drifted fields
     ]
     assert rows["appointments.get"] == ["appointments.get", "yes", "shadow", "-", "user"]
     assert rows["pages.index"] == ["pages.index", "no", "legacy", "-", "user"]

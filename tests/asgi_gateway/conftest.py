@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.asgi_gateway.custom_app import FLAGS as CUSTOM_FLAGS
 from tests.conftest import ServerProcess
+
+CUSTOM_APP = "tests.asgi_gateway.custom_app:app"
+CUSTOM_WSGI_THREADS = 4
 
 DEFAULT_FLAGS = """\
 version: 1
@@ -31,3 +35,23 @@ def gateway_server(
 ) -> ServerProcess:
     """One gateway process (one worker) over the test's SQLite file."""
     return spawn({**environ, "AA_FLAGS_POLL_S": "0.1"})
+
+
+@pytest.fixture
+def custom_environ(tmp_path: Path) -> dict[str, str]:
+    """The environment of the third-party test app behind `build_gateway` (custom_app.py)."""
+    flags = tmp_path / "custom_flags.yaml"
+    flags.write_text(CUSTOM_FLAGS)
+    return {
+        "CUSTOM_FLAGS_FILE": str(flags),
+        "CUSTOM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'custom.db'}",
+        "CUSTOM_WSGI_THREADS": str(CUSTOM_WSGI_THREADS),
+    }
+
+
+@pytest.fixture
+def custom_server(
+    custom_environ: dict[str, str], spawn: Callable[..., ServerProcess]
+) -> ServerProcess:
+    """The third-party test app behind `build_gateway`, in its own uvicorn process."""
+    return spawn(custom_environ, app=CUSTOM_APP)

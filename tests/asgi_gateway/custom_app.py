@@ -1,7 +1,8 @@
 """A small third-party Flask app behind `asgi_gateway.build_gateway`: the gateway is not ours alone.
 
 Serve it with `uvicorn tests.asgi_gateway.custom_app:app` and CUSTOM_FLAGS_FILE,
-CUSTOM_DATABASE_URL (an async SQLAlchemy URL) and CUSTOM_WSGI_THREADS in the environment.
+CUSTOM_DATABASE_URL (an async SQLAlchemy URL), CUSTOM_WSGI_THREADS and CUSTOM_BODY_TIMEOUT_S
+in the environment.
 Its views raise, stream, upload and download slowly, and count what is still running, so
 tests can see from outside what the WSGI threads are doing; `/busy` has an async twin, which
 answers from the event loop even when every WSGI thread is taken.
@@ -29,6 +30,7 @@ FLAGS = """\
 version: 1
 routes:
   busy: {mode: async}
+  echo: {mode: async}
 """
 STREAM_CHUNK_BYTES = 4096
 
@@ -159,7 +161,21 @@ async def busy_async(request: Request) -> JSONResponse:
     return JSONResponse({**busy_report(), "backend": "async"})
 
 
-routes = [Route("/busy", busy_async, methods=["GET"], name="busy")]
+@flask_app.post("/echo", endpoint="echo")
+def echo_legacy() -> Any:
+    body = request.get_data()
+    return jsonify({"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+
+
+async def echo_async(request: Request) -> JSONResponse:
+    body = await request.body()
+    return JSONResponse({"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+
+
+routes = [
+    Route("/busy", busy_async, methods=["GET"], name="busy"),
+    Route("/echo", echo_async, methods=["POST"], name="echo"),
+]
 
 
 def create_gateway() -> Gateway:
@@ -170,6 +186,7 @@ def create_gateway() -> Gateway:
         routes,
         FlagSource(flags_file, os.environ["CUSTOM_DATABASE_URL"], poll_interval_s=0.2),
         wsgi_threads=int(os.environ.get("CUSTOM_WSGI_THREADS", "4")),
+        body_timeout_s=float(os.environ.get("CUSTOM_BODY_TIMEOUT_S", "10")),
     )
 
 

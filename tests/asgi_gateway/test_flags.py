@@ -9,8 +9,17 @@ import pytest
 
 from asgi_gateway.endpoints import routes
 from asgi_gateway.errors import FlagError, FlagFileError, UnknownEndpoint
-from asgi_gateway.flags import Flag, FlagFile, Guard, load_flag_file, make_flag, parse_flag_file
-from asgi_gateway.routing import flask_endpoints
+from asgi_gateway.flags import (
+    Flag,
+    FlagFile,
+    Guard,
+    drift,
+    effective_flag,
+    load_flag_file,
+    make_flag,
+    parse_flag_file,
+)
+from asgi_gateway.serving.routing import flask_endpoints
 from legacy_flask import create_app
 from shared.config import Settings
 
@@ -345,6 +354,18 @@ def test_load_flag_file_reports_the_real_path(tmp_path: Path) -> None:
         load_flag_file(path, known=KNOWN, twins=TWINS)
 
 
+def test_a_flag_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "feature_flags.yaml"
+    path.write_bytes(HEAD.encode() + b"  auth.me: {mode: async}  # caf\xe9\n")
+
+    with pytest.raises(
+        FlagFileError,
+        match=rf"^{re.escape(str(path))}:5: not UTF-8 text \(byte 0xe9 at offset \d+\); "
+        r"save the file as UTF-8$",
+    ):
+        load_flag_file(path, known=KNOWN, twins=TWINS)
+
+
 # -- make_flag: the validation shared by the CLI, the admin API and the dashboard --------------
 
 
@@ -376,7 +397,67 @@ def test_make_flag_keeps_the_percent_when_none_is_given() -> None:
     base = Flag("appointments.list", mode="canary", percent=25)
 
     assert make_flag("appointments.list", mode="canary", base=base).percent == 25.0
-    assert make_flag("appointments.list", mode="async", base=base).percent == 25.0
+    assert make_flag("appointments.list", base=base) == base
+
+
+def test_make_flag_changes_only_the_fields_given() -> None:
+    base = Flag("appointments.list", mode="canary", percent=25, sticky_by="user")
+
+    assert make_flag("appointments.list", percent=30, base=base) == Flag(
+        "appointments.list", mode="canary", percent=30
+    )
+    assert make_flag("appointments.list", sticky_by="session", base=base) == Flag(
+        "appointments.list", mode="canary", percent=25, sticky_by="session"
+    )
+
+
+def test_a_flag_outside_canary_has_no_percent() -> None:
+    """canary 25 then async: the 25 means nothing any more, and is not kept to drift on."""
+    base = Flag("appointments.list", mode="canary", percent=25)
+
+    flag = make_flag("appointments.list", mode="async", base=base)
+
+    assert flag.percent == 0.0
+    assert flag == Flag("appointments.list", mode="async")
+    assert Flag("appointments.list", mode="shadow", percent=40) == Flag(
+        "appointments.list", mode="shadow"
+    )
+    assert drift(flag, Flag("appointments.list", mode="async")) == ()
+
+
+def test_make_flag_refuses_a_percent_outside_canary() -> None:
+    with pytest.raises(
+        FlagError, match=r"percent is only used with mode canary \(mode is async\)"
+    ) as caught:
+        make_flag("appointments.list", mode="async", percent=30)
+    assert caught.value.field == "percent"
+
+
+def test_drift_names_each_differing_runtime_field() -> None:
+    declared = Flag("appointments.list", mode="canary", percent=25)
+
+    assert drift(declared, declared) == ()
+    assert drift(Flag("appointments.list", mode="canary", percent=30), declared) == ("percent",)
+    assert drift(Flag("appointments.list", mode="async", sticky_by="session"), declared) == (
+        "mode",
+        "percent",
+        "sticky_by",
+    )
+    assert drift(Flag("appointments.list", "canary", 25, compare_ignore=("$.x",)), declared) == (
+        "compare_ignore",
+    )
+
+
+def test_effective_flag_is_the_runtime_row_else_the_declared_entry() -> None:
+    declared = parse(GOOD)
+    runtime = {"auth.me": Flag("auth.me", mode="legacy")}
+
+    assert effective_flag("auth.me", runtime, declared) == runtime["auth.me"]
+    assert (
+        effective_flag("appointments.get", runtime, declared) == declared.flags["appointments.get"]
+    )
+    assert effective_flag("pages.index", runtime, declared) == declared.declared("pages.index")
+    assert effective_flag("pages.index", {}, None) == Flag("pages.index")
 
 
 def test_make_flag_rounds_and_sets_sticky_by() -> None:

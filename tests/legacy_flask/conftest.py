@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from asgi_gateway.wsgi import WSGIMount
+from asgi_gateway.serving.mount import WSGIMount
 from legacy_flask import LegacyFlask, create_app
 from shared.runtime import Runtime
 from tests.conftest import LiveServer

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asgi_gateway.wsgi import WSGIMount
+from asgi_gateway.serving.mount import WSGIMount
 from legacy_flask import create_app
 from shared import bridge
 from shared.config import load_settings

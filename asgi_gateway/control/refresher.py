@@ -7,9 +7,9 @@ import contextlib
 import logging
 import time
 
-from asgi_gateway.decision import EMPTY_SNAPSHOT, Snapshot
+from asgi_gateway.control.store import FlagStore
 from asgi_gateway.errors import FlagStoreUnavailable
-from asgi_gateway.store import FlagStore
+from asgi_gateway.serving.decision import EMPTY_SNAPSHOT, Snapshot
 
 _log = logging.getLogger(__name__)
 

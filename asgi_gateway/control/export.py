@@ -8,14 +8,15 @@ from collections.abc import Mapping
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from asgi_gateway.flags import Flag, FlagFile
+from asgi_gateway.flags import Flag, FlagFile, drift, entry_fields
 
 
 def export_flags(text: str, declared: FlagFile, runtime: Mapping[str, Flag]) -> str:
-    """`text` with each route entry set to its runtime flag; comments and order are kept.
+    """`text` with each drifted route entry set to its runtime flag; comments and order kept.
 
-    Only endpoints whose runtime flag differs from the declared one are touched, so an
-    export of an unchanged rollout leaves the file byte for byte as it was.
+    Only endpoints whose runtime flag drifts from the declared one (`flags.drift`) are
+    touched, so an export of an unchanged rollout leaves the file byte for byte as it was,
+    and after an export nothing drifts.
     """
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
@@ -29,7 +30,7 @@ def export_flags(text: str, declared: FlagFile, runtime: Mapping[str, Flag]) -> 
     changed = False
     for endpoint in sorted(runtime):
         flag = runtime[endpoint]
-        if _same(flag, declared.declared(endpoint)):
+        if not drift(flag, declared.declared(endpoint)):
             continue
         changed = True
         entry = routes.get(endpoint)
@@ -37,24 +38,16 @@ def export_flags(text: str, declared: FlagFile, runtime: Mapping[str, Flag]) -> 
             entry = CommentedMap()
             entry.fa.set_flow_style()
             routes[endpoint] = entry
-        entry["mode"] = flag.mode
-        if flag.mode == "canary":
-            entry["percent"] = int(flag.percent) if flag.percent.is_integer() else flag.percent
-        elif "percent" in entry:
-            del entry["percent"]
-        if flag.sticky_by != declared.default_sticky_by:
-            entry["sticky_by"] = flag.sticky_by
-        elif "sticky_by" in entry:
-            del entry["sticky_by"]
+        fields = entry_fields(flag, declared)
+        for key in [k for k in entry if k not in fields]:
+            del entry[key]
+        for key, value in fields.items():
+            if isinstance(value, dict):
+                value = CommentedMap(value)
+                value.fa.set_flow_style()
+            entry[key] = value
     if not changed:
         return text
     out = io.StringIO()
     yaml.dump(doc, out)
     return out.getvalue()
-
-
-def _same(a: Flag, b: Flag) -> bool:
-    percent_matters = a.mode == "canary" or b.mode == "canary"
-    return (a.mode, a.sticky_by) == (b.mode, b.sticky_by) and (
-        not percent_matters or a.percent == b.percent
-    )

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from asgi_gateway.endpoints import routes as admin_assistant_routes
 from asgi_gateway.errors import RouteMismatch
-from asgi_gateway.routing import Endpoint, RouteMatcher, check_twins, flask_endpoints
+from asgi_gateway.serving.routing import Endpoint, RouteMatcher, check_twins, flask_endpoints
 from legacy_flask import create_app
 from shared.config import Settings
 

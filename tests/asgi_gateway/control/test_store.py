@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgi_gateway.export import export_flags
+from asgi_gateway.control.export import export_flags
+from asgi_gateway.control.store import FlagStore
 from asgi_gateway.flags import Flag, FlagFile, make_flag, parse_flag_file
-from asgi_gateway.store import FlagStore, audit_table
+from asgi_gateway.tables import audit_table
 from shared.config import Settings
 from shared.db import engine_for_url
 

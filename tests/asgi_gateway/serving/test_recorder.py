@@ -8,9 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
-from asgi_gateway.metrics import BUCKETS_MS, Recorder, Totals, stats_table
+from asgi_gateway.control.database import ensure_schema
+from asgi_gateway.control.stats import Totals
+from asgi_gateway.serving.recorder import Recorder
+from asgi_gateway.tables import BUCKETS_MS, COUNT_COLUMNS, stats_table
 from shared.config import Settings
 from shared.db import engine_for_url
 from tests.conftest import Person, ServerProcess
@@ -103,14 +107,14 @@ def test_stats_are_merged_into_the_database_by_minute(
 
 
 def test_recorder_buckets_latency_and_status_classes() -> None:
-    recorder = Recorder()
+    recorder = Recorder(CollectorRegistry())
     recorder.record("a.b", "/x", "GET", "async", 200, 3.0, False, False)
     recorder.record("a.b", "/x", "GET", "async", 503, 700.0, False, False)
     recorder.record("a.b", "/x", "GET", "async", 200, 40.0, True, True)
     recorder.record(None, "/nowhere", "GET", "legacy", 404, 1.0, False, False)
     assert recorder.drain() == 4
-    (bucket,) = recorder.pending.values()  # the unresolvable legacy sample is dropped
-    requests, s2xx, _, _, s5xx, errors, disconnects, _, *buckets = bucket.counts
+    (counts,) = recorder.pending.values()  # the unresolvable legacy sample is dropped
+    requests, s2xx, _, _, s5xx, errors, disconnects, _, *buckets = counts
     assert (requests, s2xx, s5xx, errors, disconnects) == (3, 2, 1, 2, 1)
     assert buckets[BUCKETS_MS.index(5)] == 1 and buckets[BUCKETS_MS.index(1000)] == 1
 
@@ -124,13 +128,14 @@ def test_percentiles_come_from_the_bucket_bounds() -> None:
 
 async def test_stats_older_than_the_retention_period_are_pruned(settings: Settings) -> None:
     engine = engine_for_url(settings.database_url)
-    recorder = Recorder(retention_days=7)
+    recorder = Recorder(CollectorRegistry(), retention_days=7)
     try:
+        await ensure_schema(engine)
         await recorder.start(engine)
         now = time.time()
         for age_days in (0, 6, 8, 30):
-            recorder.pending[(int((now - age_days * 86400) // 60), "a.b", "async")] = (
-                recorder_bucket(requests=1)
+            recorder.pending[(int((now - age_days * 86400) // 60), "a.b", "async")] = [1] + [0] * (
+                len(COUNT_COLUMNS) - 1
             )
         await recorder.persist()
         assert await recorder.prune(now) == 2
@@ -142,11 +147,3 @@ async def test_stats_older_than_the_retention_period_are_pruned(settings: Settin
     finally:
         await recorder.stop()
         await engine.dispose()
-
-
-def recorder_bucket(*, requests: int):  # type: ignore[no-untyped-def]
-    from asgi_gateway.metrics import _Bucket
-
-    bucket = _Bucket()
-    bucket.counts[0] = requests
-    return bucket

@@ -1,4 +1,4 @@
-"""Who is asking, read from the request without I/O: the sticky user key and the raw session.
+"""Who is asking: the app's authenticated principal, and the sticky user key read without I/O.
 
 For any Flask app, the session cookie is verified with the app's own session interface
 (an HMAC check, no database), so a user signed in on a legacy page keeps one canary bucket.
@@ -7,13 +7,35 @@ For any Flask app, the session cookie is verified with the app's own session int
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature
 
+from asgi_gateway.errors import GatewayError
+
 Scope = dict[str, Any]
 UserKey = Callable[[Scope], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller as the gateway sees it: a name for audit rows, and admin or not."""
+
+    name: str
+    is_admin: bool
+
+
+class InvalidCredentials(GatewayError):
+    """Raised by an app's `authenticate` for credentials it refuses (answered 401).
+
+    Any other exception from `authenticate` means the check itself failed (answered 503).
+    """
+
+
+# The app's identity check: the request scope -> its Principal, or None when anonymous.
+Authenticate = Callable[[Scope], Awaitable["Principal | None"]]
 
 _CACHE_LIMIT = 4096
 

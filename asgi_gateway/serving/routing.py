@@ -98,6 +98,47 @@ def check_twins(flask_app: Any, routes: Iterable[Route]) -> dict[str, Endpoint]:
     return legacy
 
 
+def twin_endpoints(routes: Iterable[Route]) -> dict[str, Endpoint]:
+    """The endpoints the async routes declare (when there is no Flask url_map to check)."""
+    return {route.name: route_endpoint(route) for route in routes}
+
+
+@dataclass(frozen=True, slots=True)
+class OwnPaths:
+    """The paths the gateway answers itself: the rollout prefix (and below), metrics, readyz.
+
+    Matched on whole segments: `/metrics-export` or `/readyz2` belong to the mounted app.
+    """
+
+    rollout_prefix: str = "/_rollout"
+    metrics: str = "/metrics"
+    readyz: str = "/readyz"
+
+    def __post_init__(self) -> None:
+        for name in ("rollout_prefix", "metrics", "readyz"):
+            value = getattr(self, name)
+            if not value.startswith("/") or value.endswith("/") or len(value) < 2:
+                raise ValueError(f"{name}={value!r} must start with '/' and not end with one")
+
+    def owns(self, path: str) -> bool:
+        """True when `path` is the gateway's own (hot path: two comparisons and a prefix test)."""
+        return (
+            path == self.metrics
+            or path == self.readyz
+            or path == self.rollout_prefix
+            or path.startswith(self.rollout_prefix + "/")
+        )
+
+    def shadowed(self, flask_app: Any) -> list[tuple[str, str]]:
+        """Rules of `flask_app` that these paths hide, as (rule, endpoint) pairs."""
+        hidden = []
+        for rule in flask_app.url_map.iter_rules():
+            literal = rule.rule.split("<", 1)[0]
+            if self.owns(rule.rule) or ("<" in rule.rule and self.owns(literal.rstrip("/") or "/")):
+                hidden.append((rule.rule, rule.endpoint))
+        return hidden
+
+
 def route_path(scope: dict[str, Any]) -> str:
     """The path to route on: `path` without the `root_path` the app is mounted under.
 

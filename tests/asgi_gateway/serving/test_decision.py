@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from asgi_gateway.decision import (
+from asgi_gateway.flags import Flag
+from asgi_gateway.serving.decision import (
     BUCKETS,
     EMPTY_SNAPSHOT,
     CompiledFlag,
@@ -17,7 +18,6 @@ from asgi_gateway.decision import (
     bucket,
     decide_backend,
 )
-from asgi_gateway.flags import Flag
 
 ENDPOINT = "appointments.list"
 KEYS = [f"u:{i}" for i in range(10_000)]
@@ -72,7 +72,7 @@ def test_bucket_matches_the_published_vectors(endpoint: str, key: str, expected:
 def test_bucket_is_the_same_in_another_process() -> None:
     # The built-in hash() is salted per process; a bucket must not be.
     code = (
-        "import sys; from asgi_gateway.decision import bucket; "
+        "import sys; from asgi_gateway.serving.decision import bucket; "
         "print(' '.join(str(bucket(e, k)) for e, k in zip(sys.argv[1::2], sys.argv[2::2])))"
     )
     args = [part for endpoint, key, _ in VECTORS for part in (endpoint, key)]

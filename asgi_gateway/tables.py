@@ -1,0 +1,125 @@
+"""The gateway's own tables: runtime flags, the version counter, the audit trail, request stats.
+
+They live in their own MetaData, so any app's database can hold them beside its own schema;
+`asgi_gateway.control.database.ensure_schema` creates (and extends) them at start-up.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Upper bounds (ms) of the latency buckets kept per minute; the last is +Inf.
+BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, float("inf"))
+BUCKET_COLUMNS = tuple(f"le_{int(b)}" if b != float("inf") else "le_inf" for b in BUCKETS_MS)
+COUNT_COLUMNS = (
+    "requests",
+    "s2xx",
+    "s3xx",
+    "s4xx",
+    "s5xx",
+    "errors",
+    "disconnects",
+    "latency_ms_sum",
+    *BUCKET_COLUMNS,
+)
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """An aware UTC datetime; SQLite stores no offset, so it is written naive and read as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None:
+            if value.utcoffset() is None:
+                raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None:
+            value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return value
+
+
+metadata = MetaData()
+
+flags_table = Table(
+    "rollout_flags",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("mode", String(16), nullable=False),
+    Column("percent", Float, nullable=False, default=0.0),
+    Column("sticky_by", String(120), nullable=False),
+    Column("compare_ignore", JSON, nullable=False),
+    Column("guard", JSON, nullable=False),
+    # The whole flag (`Flag.to_dict()`), so new flag fields need no new columns; the columns
+    # above stay for people reading the table. Nullable: rows of older versions lack it.
+    Column("settings", JSON, nullable=True),
+    # Fingerprint of the YAML entry last applied: a changed entry wins over runtime state.
+    Column("declared_fingerprint", String(32), nullable=True),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("updated_by", String(320), nullable=False),
+)
+
+state_table = Table(
+    "rollout_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+audit_table = Table(
+    "rollout_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(200), nullable=False, index=True),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Timestamp, nullable=False, index=True),
+)
+
+stats_table = Table(
+    "rollout_stats",
+    metadata,
+    Column("minute", Integer, primary_key=True),  # Unix time // 60
+    Column("endpoint", String(200), primary_key=True),
+    Column("backend", String(8), primary_key=True),
+    *(Column(name, Integer, nullable=False, default=0) for name in COUNT_COLUMNS),
+    # Per-endpoint reads (endpoint pages, the retirement hint) would scan every endpoint's
+    # rows through the (minute, ...) key; this one also covers the week-long hint query.
+    Index("ix_rollout_stats_endpoint", "endpoint", "backend", "minute", "requests", "errors"),
+)
+
+__all__ = [
+    "BUCKETS_MS",
+    "BUCKET_COLUMNS",
+    "COUNT_COLUMNS",
+    "Timestamp",
+    "audit_table",
+    "flags_table",
+    "metadata",
+    "state_table",
+    "stats_table",
+]
