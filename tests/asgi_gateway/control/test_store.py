@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,12 +10,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from asgi_gateway.control.database import open_engine
 from asgi_gateway.control.export import export_flags
-from asgi_gateway.control.store import FlagStore
-from asgi_gateway.flags import Flag, FlagFile, make_flag, parse_flag_file
+from asgi_gateway.control.store import Change, FlagStore, etag
+from asgi_gateway.errors import FlagConflict, FlagStoreUnavailable
+from asgi_gateway.flags import Flag, FlagFile, drift, make_flag, parse_flag_file
 from asgi_gateway.tables import audit_table
 from shared.config import Settings
-from shared.db import engine_for_url
 
 PATH = Path("feature_flags.yaml")
 
@@ -38,7 +40,7 @@ def declared(text: str = YAML) -> FlagFile:
 @pytest.fixture
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """An engine created on this test's loop, disposed on it."""
-    engine = engine_for_url(settings.database_url)
+    engine = open_engine(settings.database_url)
     yield engine
     await engine.dispose()
 
@@ -310,3 +312,153 @@ async def test_exported_yaml_once_marked_does_not_reapply(store: FlagStore) -> N
 
     assert await store.apply(exported) == []
     assert (await store.load()).flags == state.flags
+
+
+async def test_after_canary_then_async_nothing_drifts_and_export_agrees(store: FlagStore) -> None:
+    """The reported defect: a stale percent drifted for ever and export said "matches"."""
+    text = YAML.replace("{mode: legacy}", "{mode: async}")
+    file = declared(text)
+    await store.apply(file)
+    known = set(file.flags)
+    for change in (Change("canary", 25), Change("async")):
+        await store.flip(
+            "calendars.list",
+            change,
+            declared=file,
+            known=known,
+            twins=known,
+            actor="ops",
+            reason="round trip",
+        )
+    flag = (await store.load()).flags["calendars.list"]
+
+    assert flag == Flag("calendars.list", mode="async")
+    assert drift(flag, file.declared("calendars.list")) == ()
+    assert export_flags(text, file, (await store.load()).flags) == text
+
+
+async def test_export_then_parse_gives_back_every_runtime_field(store: FlagStore) -> None:
+    await store.apply(declared())
+    wanted = Flag(
+        "appointments.get",
+        mode="canary",
+        percent=12.5,
+        sticky_by="header:X-Tenant",
+        compare_ignore=("$.meta.*",),
+    )
+    await store.set_flag(wanted, actor="ops", reason="everything at once")
+
+    text = export_flags(YAML, declared(), (await store.load()).flags)
+
+    assert declared(text).flags["appointments.get"] == wanted
+    assert drift(wanted, declared(text).declared("appointments.get")) == ()
+
+
+# -- compare-and-set -----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        url: str = request.getfixturevalue("settings").database_url
+        return url
+    pg: str = request.getfixturevalue("pg_environ")["AA_DATABASE_URL"]
+    return pg.replace("postgresql://", "postgresql+asyncpg://")
+
+
+async def test_concurrent_changes_apply_in_order_and_audit_what_each_changed(
+    database_url: str,
+) -> None:
+    """{percent: 30} and {sticky_by: session} at once, from two engines: neither is lost."""
+    file = declared()
+    known = set(file.flags)
+    engines = [open_engine(database_url), open_engine(database_url)]
+    try:
+        stores = [FlagStore(engine) for engine in engines]
+        await stores[0].ensure_schema()
+        for trial in range(15):
+            await stores[0].set_flag(
+                file.flags["appointments.list"], actor="reset", reason=f"trial {trial}"
+            )
+            changes = [Change(percent=30), Change(sticky_by="session")]
+            await asyncio.gather(
+                *(
+                    store.flip(
+                        "appointments.list",
+                        change,
+                        declared=file,
+                        known=known,
+                        twins=known,
+                        actor=f"caller-{i}",
+                        reason=f"trial {trial}",
+                    )
+                    for i, (store, change) in enumerate(zip(stores, changes, strict=True))
+                )
+            )
+            flag = (await stores[0].load()).flags["appointments.list"]
+            assert (flag.mode, flag.percent, flag.sticky_by) == ("canary", 30.0, "session")
+            entries = await stores[0].history("appointments.list", limit=2)
+            by_actor = {e.actor: e for e in entries}
+            assert set(by_actor) == {"caller-0", "caller-1"}
+            for entry in entries:  # each row changes exactly the field its caller named
+                before, after = entry.before or {}, entry.after or {}
+                changed = {k for k in after if after[k] != before.get(k)}
+                assert changed == ({"percent"} if entry.actor == "caller-0" else {"sticky_by"})
+            first, second = sorted(entries, key=lambda e: e.id)
+            assert first.after == second.before  # the second started from the first's result
+    finally:
+        await asyncio.gather(*(engine.dispose() for engine in engines))
+
+
+async def test_a_flip_with_a_stale_etag_is_refused_and_changes_nothing(store: FlagStore) -> None:
+    file = declared()
+    await store.apply(file)
+    known = set(file.flags)
+    seen = etag((await store.load()).flags["appointments.list"])
+    await store.flip(
+        "appointments.list",
+        Change(percent=50),
+        declared=file,
+        known=known,
+        twins=known,
+        actor="someone else",
+        reason="first",
+    )
+    audits = await audit_count(store)
+
+    with pytest.raises(FlagConflict, match=r"changed since it was read \(now canary 50%\)"):
+        await store.flip(
+            "appointments.list",
+            Change("async"),
+            declared=file,
+            known=known,
+            twins=known,
+            actor="me",
+            reason="based on what I saw",
+            expected_etag=seen,
+        )
+
+    assert (await store.load()).flags["appointments.list"].percent == 50.0
+    assert await audit_count(store) == audits
+
+
+async def test_store_failures_never_leak_raw_database_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database" * 100)
+    engine = open_engine(f"sqlite+aiosqlite:///{broken}")
+    store = FlagStore(engine)
+    file = declared()
+    try:
+        for call in (
+            store.version(),
+            store.load(),
+            store.apply(file),
+            store.set_flag(Flag("a.b"), actor="x", reason="y"),
+            store.mark_exported({"a.b": "f"}),
+            store.last_changes(),
+            store.history(),
+        ):
+            with pytest.raises(FlagStoreUnavailable, match="file is not a database"):
+                await call
+    finally:
+        await engine.dispose()
