@@ -198,7 +198,7 @@ def test_a_database_outage_degrades_readiness_and_routing_continues_from_the_sna
 
     Path(pg_environ["AA_FLAGS_FILE"]).write_text(DEFAULT_FLAGS)
     admin = pg_person(pg_environ, "admin@example.com", is_admin=True)
-    server = spawn({**pg_environ, "AA_FLAGS_POLL_S": POLL_S})
+    server = spawn({**pg_environ, "AA_FLAGS_POLL_S": POLL_S, "AA_AUTH_CACHE_S": "0"})
     assert flip(server.url, admin, "async").status_code == 200
     database = pg_environ["AA_DATABASE_URL"].rsplit("/", 1)[1]
     admin_dsn = pg_environ["AA_DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
@@ -219,7 +219,25 @@ def test_a_database_outage_degrades_readiness_and_routing_continues_from_the_sna
     bridge.run(allow_connections(False), timeout=30)
     try:
         wait_for(lambda: readiness(server.url)[0] == 503, "/readyz to report the outage")
-        assert readiness(server.url)[1]["status"] == "degraded"
+        wait_for(
+            lambda: {"flags", "database"} <= set(readiness(server.url)[1]["failing"]),
+            "/readyz to name both failing dependencies",
+        )
+        body = readiness(server.url)[1]
+        assert body["status"] == "degraded"
+        assert body["checks"]["flags"].startswith("flag store unreadable")
+        assert body["checks"]["database"] != "ok"
+        # The admin API cannot check the admin's token: that is an outage (503), not a
+        # wrong credential (401); the dashboard shows a page saying so, not a sign-in form.
+        with server.client(headers=admin.headers) as client:
+            api = client.get("/_rollout/api/flags")
+            page = client.get("/_rollout/", follow_redirects=False)
+        assert api.status_code == 503, api.text
+        assert api.json()["error"]["code"] == "identity_unavailable"
+        assert api.headers["retry-after"] == "5"
+        assert page.status_code == 503, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert "cannot reach its database right now" in page.text
         # Routing needs no I/O: an anonymous request still goes where the snapshot says,
         # and its backend answers in the error shape (no database needed to say 401).
         for _ in range(10):

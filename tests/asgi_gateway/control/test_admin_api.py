@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -116,6 +117,7 @@ INVALID = [
     ({"mode": "canary"}, "percent", "mode canary needs a percent"),
     ({"mode": "async", "sticky_by": "cookie"}, "sticky_by", "bad sticky key 'cookie'"),
     ({"mode": "async", "colour": "red"}, "colour", "unknown field 'colour'"),
+    ({"mode": "async", "percent": 30}, "percent", "percent is only used with mode canary"),
 ]
 
 
@@ -169,6 +171,75 @@ def test_malformed_json_is_400(gateway_server: ServerProcess, admin: Person) -> 
 
     assert_error(broken, 400, "malformed_json", "request body is not valid JSON")
     assert_error(not_object, 400, "malformed_json", "must be a JSON object")
+
+
+def test_deeply_nested_json_is_400_not_500(gateway_server: ServerProcess, admin: Person) -> None:
+    with gateway_server.client(headers=admin.headers) as client:
+        response = client.patch(
+            FLAG, content=b"[" * 50_000, headers={"Content-Type": "application/json"}
+        )
+
+    assert_error(response, 400, "malformed_json", "nested too deeply")
+
+
+def test_a_patch_may_name_only_what_it_changes(
+    gateway_server: ServerProcess, admin: Person
+) -> None:
+    with gateway_server.client(headers=admin.headers) as client:
+        patch(client, {"mode": "canary", "percent": 10, "reason": "start"})
+        wider = patch(client, {"percent": 30, "reason": "wider"})
+        sticky = patch(client, {"sticky_by": "session", "reason": "by session"})
+
+    assert (wider.status_code, sticky.status_code) == (200, 200)
+    after = sticky.json()["after"]
+    assert (after["mode"], after["percent"], after["sticky_by"]) == ("canary", 30.0, "session")
+
+
+def test_concurrent_patches_both_apply_and_each_audit_row_shows_its_own_change(
+    gateway_server: ServerProcess, admin: Person
+) -> None:
+    with gateway_server.client(headers=admin.headers) as client:
+        patch(client, {"mode": "canary", "percent": 10, "reason": "start"})
+    bodies = [{"percent": 30, "reason": "wider"}, {"sticky_by": "session", "reason": "sticky"}]
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(
+            pool.map(
+                lambda body: httpx.patch(
+                    gateway_server.url + FLAG, json=body, headers=admin.headers, timeout=10
+                ),
+                bodies,
+            )
+        )
+    assert [r.status_code for r in responses] == [200, 200]
+    with gateway_server.client(headers=admin.headers) as client:
+        flag = client.get(FLAG).json()
+        audit = client.get("/_rollout/api/audit", params={"endpoint": "appointments.list"})
+    assert (flag["percent"], flag["sticky_by"]) == (30.0, "session")
+    for entry in audit.json()["data"][:2]:
+        changed = {k for k in entry["after"] if entry["after"][k] != entry["before"].get(k)}
+        assert changed == ({"percent"} if entry["reason"] == "wider" else {"sticky_by"})
+
+
+def test_if_match_with_a_stale_etag_is_409_and_changes_nothing(
+    gateway_server: ServerProcess, admin: Person
+) -> None:
+    with gateway_server.client(headers=admin.headers) as client:
+        seen = client.get(FLAG)
+        assert seen.headers["etag"] == f'"{seen.json()["etag"]}"'
+        patch(client, {"mode": "canary", "percent": 10, "reason": "someone else"})
+        stale = client.patch(
+            FLAG,
+            json={"mode": "async", "reason": "from what I saw"},
+            headers={"If-Match": seen.headers["etag"]},
+        )
+        fresh_tag = client.get(FLAG).headers["etag"]
+        fresh = client.patch(
+            FLAG, json={"mode": "async", "reason": "now"}, headers={"If-Match": fresh_tag}
+        )
+
+    assert_error(stale, 409, "conflict", "changed since it was read (now canary 10%)")
+    assert fresh.status_code == 200
+    assert fresh.json()["after"]["mode"] == "async"
 
 
 def test_wrong_content_type_is_415(gateway_server: ServerProcess, admin: Person) -> None:
