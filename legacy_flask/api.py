@@ -129,7 +129,7 @@ def error_response(error: AppError) -> Response:
 
 
 def register_error_handlers(app: Flask) -> None:
-    """Every error under /api/ leaves in the shape of DESIGN.md; never a traceback."""
+    """Every error under /api/ leaves in the error shape (docs/http.md); never a traceback."""
 
     @app.errorhandler(AppError)
     def _app_error(error: AppError) -> Any:

@@ -43,7 +43,7 @@ def own_server(
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is `status` with the DESIGN.md error shape and `code`; returns the error."""
+    """`status` in the error shape (docs/http.md) with `code`; returns the error."""
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/json"
     body = response.json()

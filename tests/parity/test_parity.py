@@ -43,7 +43,7 @@ def test_both_backends_answer_alike(case: Case, world: World) -> None:
             f"{case.id}: backends differ\n" + "\n".join(problems) + (logs if crashes else ""),
             pytrace=False,
         )
-    # Alike is not enough: an unhandled error is a bug on both sides (DESIGN.md, Errors).
+    # Alike is not enough: an unhandled error is a bug on both sides (docs/http.md, Errors).
     if case.known_bug is not None:
         if not crashes:
             pytest.fail(f"{case.id}: fixed ({case.known_bug}); drop its known_bug", pytrace=False)
