@@ -338,6 +338,18 @@ def test_flags_apply_with_invalid_yaml_names_the_line(
     assert state(store) == before
 
 
+def test_flags_apply_with_a_file_that_is_not_utf8_names_line_and_byte(
+    cli: Run, flags_file: Path, store: FlagStore
+) -> None:
+    before = state(store)
+    flags_file.write_bytes(FLAGS_YAML.encode() + b"  calendars.list: {mode: async}  # \xff\n")
+
+    result = failed(cli("flags", "apply"), f"{flags_file}:9: not UTF-8 text (byte 0xff")
+
+    assert "Traceback" not in result.stderr
+    assert state(store) == before
+
+
 # -- flags export --------------------------------------------------------------------------------
 
 

@@ -38,6 +38,11 @@ BAD_FLAG_FILES = {
         5,
         "appointments.lsit",
     ),
+    "not UTF-8": (
+        "version: 1\nroutes:\n  appointments.list: {mode: legacy}  # r\xe9sum\xe9\n",
+        3,
+        "not UTF-8 text (byte 0xe9",
+    ),
     "percent out of range": (
         "version: 1\nroutes:\n  appointments.list:\n    mode: canary\n    percent: 250\n",
         5,
@@ -77,7 +82,7 @@ def test_a_bad_flag_file_stops_start_up_naming_file_line_and_reason(
 ) -> None:
     text, line, reason = BAD_FLAG_FILES[case]
     flags_file = Path(environ["AA_FLAGS_FILE"])
-    flags_file.write_text(text)
+    flags_file.write_bytes(text.encode("latin-1") if case == "not UTF-8" else text.encode())
     server = ServerProcess(environ, tmp_path / "server.log")
     try:
         with pytest.raises(RuntimeError, match="server exited with"):
