@@ -13,17 +13,11 @@ import click
 
 from admin_assistant.runner import run_command
 from asgi_gateway.control.export import export_flags
+from asgi_gateway.control.stats import shadow_report
 from asgi_gateway.control.store import Change, FlagStore, describe
 from asgi_gateway.errors import FlagConflict, FlagError, FlagFileError, FlagStoreUnavailable
-from asgi_gateway.flags import (
-    FlagFile,
-    decode_flag_text,
-    drift,
-    effective_flag,
-    load_flag_file,
-    parse_flag_file,
-)
-from asgi_gateway.serving.routing import flask_endpoints
+from asgi_gateway.flag_file import FlagFile, decode_flag_text, load_flag_file, parse_flag_file
+from asgi_gateway.flags import EndpointRules, drift, effective_flag, parse_duration_s
 from shared.runtime import Runtime
 
 
@@ -31,18 +25,16 @@ def _actor() -> str:
     return os.environ.get("AA_ACTOR") or f"cli:{getpass.getuser()}"
 
 
-def _endpoints(runtime: Runtime) -> tuple[set[str], set[str]]:
-    """(every Flask endpoint id, those with an async twin) of admin-assistant."""
-    from asgi_gateway.endpoints import routes
-    from legacy_flask import create_app
+def _rules(runtime: Runtime) -> EndpointRules:
+    """admin-assistant's endpoints, twins and methods, as the gateway validates flags."""
+    from asgi_gateway.app import endpoint_rules_of
 
-    flask_app = create_app(settings=runtime.settings, defer_runtime=True)
-    return set(flask_endpoints(flask_app)), {r.name for r in routes}
+    return endpoint_rules_of(runtime.settings)
 
 
-def _declared(runtime: Runtime, known: set[str], twins: set[str]) -> FlagFile:
+def _declared(runtime: Runtime, rules: EndpointRules) -> FlagFile:
     try:
-        return load_flag_file(runtime.settings.flags_file, known=known, twins=twins)
+        return load_flag_file(runtime.settings.flags_file, rules)
     except FlagFileError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -70,8 +62,9 @@ def flags_list() -> None:
     """Every endpoint: twin, mode, percent, sticky key, drift from the YAML."""
 
     async def command(runtime: Runtime, store: FlagStore) -> None:
-        known, twins = _endpoints(runtime)
-        declared = _declared(runtime, known, twins)
+        rules = _rules(runtime)
+        known, twins = rules.known or (), rules.twins or ()
+        declared = _declared(runtime, rules)
         state = await store.load()
         click.echo(f"{'ENDPOINT':32} {'TWIN':5} {'MODE':7} {'PERCENT':>7} {'STICKY':12} DRIFT")
         for endpoint in sorted(known):
@@ -93,10 +86,11 @@ def flags_show(endpoint: str) -> None:
     """One endpoint's runtime and declared flag, as JSON."""
 
     async def command(runtime: Runtime, store: FlagStore) -> None:
-        known, twins = _endpoints(runtime)
-        if endpoint not in known:
+        rules = _rules(runtime)
+        if endpoint not in (rules.known or ()):
             raise_click(f"unknown endpoint id {endpoint!r} (see 'admin-assistant flags list')")
-        declared = _declared(runtime, known, twins)
+        declared = _declared(runtime, rules)
+        twins = rules.twins or ()
         state = await store.load()
         flag = effective_flag(endpoint, state.flags, declared)
         click.echo(
@@ -120,24 +114,38 @@ def flags_show(endpoint: str) -> None:
 @click.option("--mode", help="legacy | shadow | canary | async (default: unchanged)")
 @click.option("--percent", type=float, help="Canary share 0-100 (two decimals).")
 @click.option("--sticky-by", help="user | session | ip | header:<Name> | random")
+@click.option("--shadow-sample", type=float, help="Shadow: share of requests compared (0-1).")
+@click.option("--shadow-writes", help="Shadow a write endpoint: dry_run (rolled back).")
+@click.option("--fallback/--no-fallback", default=None, help="Fall back to legacy on failure.")
 @click.option("--reason", required=True, help="Why: kept in the audit trail.")
 def flags_set(
-    endpoint: str, mode: str | None, percent: float | None, sticky_by: str | None, reason: str
+    endpoint: str,
+    mode: str | None,
+    percent: float | None,
+    sticky_by: str | None,
+    shadow_sample: float | None,
+    shadow_writes: str | None,
+    fallback: bool | None,
+    reason: str,
 ) -> None:
     """Flip one endpoint at runtime; every worker follows within a second."""
     if not reason.strip():
         raise_click("--reason must not be empty")
 
     async def command(runtime: Runtime, store: FlagStore) -> None:
-        known, twins = _endpoints(runtime)
-        declared = _declared(runtime, known, twins)
+        rules = _rules(runtime)
+        declared = _declared(runtime, rules)
+        shadow = {
+            key: value
+            for key, value in (("sample", shadow_sample), ("writes", shadow_writes))
+            if value is not None
+        }
         try:
             before, after = await store.flip(
                 endpoint,
-                Change(mode, percent, sticky_by),
+                Change(mode, percent, sticky_by, shadow=shadow or None, fallback=fallback),
                 declared=declared,
-                known=known,
-                twins=twins,
+                rules=rules,
                 actor=_actor(),
                 reason=reason.strip(),
             )
@@ -176,8 +184,7 @@ def flags_apply() -> None:
     """Apply YAML entries changed since they were last applied; a bad file changes nothing."""
 
     async def command(runtime: Runtime, store: FlagStore) -> None:
-        known, twins = _endpoints(runtime)
-        declared = _declared(runtime, known, twins)
+        declared = _declared(runtime, _rules(runtime))
         changed = await store.apply(declared, actor=f"{declared.path.name} ({_actor()})")
         click.echo(f"applied: {', '.join(changed)}" if changed else "nothing changed")
 
@@ -189,8 +196,8 @@ def flags_export() -> None:
     """Write the runtime state back into the YAML, keeping its comments."""
 
     async def command(runtime: Runtime, store: FlagStore) -> None:
-        known, twins = _endpoints(runtime)
-        declared = _declared(runtime, known, twins)
+        rules = _rules(runtime)
+        declared = _declared(runtime, rules)
         path = runtime.settings.flags_file
         text = decode_flag_text(path.read_bytes(), path)
         state = await store.load()
@@ -198,7 +205,7 @@ def flags_export() -> None:
         if new_text == text:
             click.echo(f"{path} already matches the runtime state")
             return
-        exported = parse_flag_file(new_text, path, known=known, twins=twins)
+        exported = parse_flag_file(new_text, path, rules)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(new_text)
         os.replace(tmp, path)
@@ -206,6 +213,42 @@ def flags_export() -> None:
             {e: f.fingerprint() for e, f in exported.flags.items() if e in state.flags}
         )
         click.echo(f"wrote {path}")
+
+    _run(command)
+
+
+@flags.command("shadow")
+@click.argument("endpoint")
+@click.option("--window", default="1h", show_default=True, help="e.g. 15m, 1h, 24h, 7d.")
+def flags_shadow(endpoint: str, window: str) -> None:
+    """Shadow results of one endpoint over the window, and its last mismatches."""
+    try:
+        window_s = parse_duration_s(window)
+    except FlagError as exc:
+        raise_click(f"--window: {exc.message}")
+
+    async def command(runtime: Runtime, store: FlagStore) -> None:
+        if endpoint not in (_rules(runtime).known or ()):
+            raise_click(f"unknown endpoint id {endpoint!r} (see 'admin-assistant flags list')")
+        report = await shadow_report(store.engine, endpoint, window_s)
+        rate = report["mismatch_rate"]
+        click.echo(
+            f"{endpoint} over {window}: {report['compared']} compared, {report['matched']} "
+            f"matched, {report['mismatched']} mismatched"
+            f"{f' ({rate:.1%})' if rate is not None else ''}, {report['errors']} errors, "
+            f"{report['timeouts']} timeouts, {report['skipped']} skipped"
+        )
+        if report["noise"]:
+            click.echo(f"noise (differs between two legacy answers): {', '.join(report['noise'])}")
+        for record in report["recent"][:10]:
+            query = f"?{record['query']}" if record["query"] else ""
+            status = record["status"]
+            click.echo(
+                f"{record['at']} {record['method']} {record['path']}{query} "
+                f"legacy {status['legacy']} / async {status['async']}"
+            )
+            for diff in record["diffs"]:
+                click.echo(f"  {diff['path']}: legacy {diff['legacy']} | async {diff['async']}")
 
     _run(command)
 

@@ -19,20 +19,23 @@ from asgi_gateway.errors import (
     RouteMismatch,
     UnknownEndpoint,
 )
+from asgi_gateway.flag_file import FlagFile, load_flag_file, parse_flag_file
 from asgi_gateway.flags import (
+    Compare,
+    EndpointRules,
     Flag,
-    FlagFile,
     Guard,
+    Shadow,
     drift,
     effective_flag,
-    load_flag_file,
     make_flag,
-    parse_flag_file,
 )
+from asgi_gateway.serving.build import build_gateway
 from asgi_gateway.serving.decision import Backend, Snapshot, bucket, decide_backend
-from asgi_gateway.serving.gateway import FlagSource, Gateway, GatewayOptions, build_gateway
+from asgi_gateway.serving.gateway import Gateway
 from asgi_gateway.serving.identity import Authenticate, InvalidCredentials, Principal, UserKey
 from asgi_gateway.serving.mount import WSGIMount
+from asgi_gateway.serving.options import FlagSource, GatewayOptions
 from asgi_gateway.serving.routing import OwnPaths
 
 __all__ = [
@@ -40,7 +43,9 @@ __all__ = [
     "Authenticate",
     "Backend",
     "Change",
+    "Compare",
     "ControlPlane",
+    "EndpointRules",
     "Flag",
     "FlagConflict",
     "FlagError",
@@ -57,6 +62,7 @@ __all__ = [
     "OwnPaths",
     "Principal",
     "RouteMismatch",
+    "Shadow",
     "Snapshot",
     "UnknownEndpoint",
     "UserKey",

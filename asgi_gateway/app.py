@@ -16,8 +16,12 @@ from starlette.requests import Request
 
 from asgi_gateway.endpoints import routes
 from asgi_gateway.endpoints._http import current_actor
-from asgi_gateway.serving.gateway import FlagSource, Gateway, build_gateway
+from asgi_gateway.flags import EndpointRules
+from asgi_gateway.serving.build import build_gateway
+from asgi_gateway.serving.gateway import Gateway
 from asgi_gateway.serving.identity import InvalidCredentials, Principal
+from asgi_gateway.serving.options import FlagSource
+from asgi_gateway.serving.routing import check_twins, endpoint_rules
 from legacy_flask import create_app, install_runtime
 from shared import bridge
 from shared.config import Settings, load_settings
@@ -25,6 +29,12 @@ from shared.errors import Unauthorized
 from shared.runtime import Runtime
 
 _log = logging.getLogger(__name__)
+
+
+def endpoint_rules_of(settings: Settings) -> EndpointRules:
+    """What admin-assistant's endpoints allow in a flag (for the CLI, as the gateway checks)."""
+    flask_app = create_app(settings=settings, defer_runtime=True)
+    return endpoint_rules(check_twins(flask_app, routes), routes, has_dry_run=True)
 
 
 def create_gateway(settings: Settings | None = None) -> Gateway:
@@ -58,6 +68,11 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
             raise RuntimeError("not started")
         await runtime.db.ping()
 
+    def dry_run(scope: dict[str, Any]) -> contextlib.AbstractAsyncContextManager[object]:
+        # A shadowed write's twin runs in one transaction that is always rolled back, its
+        # view of the data fixed before legacy runs (see shared.dry_run).
+        return running["runtime"].db.dry_run()
+
     async def authenticate(scope: dict[str, Any]) -> Principal | None:
         try:
             actor = await current_actor(Request(scope))
@@ -79,6 +94,8 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         max_header_bytes=settings.max_header_bytes,
         metrics_token=settings.metrics_token,
         readiness_checks={"database": database_ready},
+        dry_run=dry_run,
+        shadow_concurrency=settings.shadow_concurrency,
         # The legacy app's own /readyz serves it standalone; behind the gateway, the
         # gateway's answers for both (flags and the database).
         replaces={"health.readyz"},

@@ -1,7 +1,7 @@
-"""Flags: the rollout of one endpoint, its validation, and the feature_flags.yaml format (pure).
+"""Flags: the rollout of one endpoint and the validation of every value in it (pure).
 
-Nothing here does I/O except `load_flag_file`, which only reads the file; parsing and
-validation are plain functions over plain data.
+Shared by the flag file (`flag_file.py`), the CLI, the admin API and the dashboard: each value
+is checked by one function here, so every surface refuses the same input with the same words.
 """
 
 from __future__ import annotations
@@ -10,20 +10,19 @@ import hashlib
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
-
-from asgi_gateway.errors import FlagError, FlagFileError, UnknownEndpoint
+from asgi_gateway.errors import FlagError, UnknownEndpoint
+from asgi_gateway.serving.compare import parse_path
 
 Mode = Literal["legacy", "shadow", "canary", "async"]
 MODES: tuple[Mode, ...] = ("legacy", "shadow", "canary", "async")
 STICKY_CHOICES = ("user", "session", "ip", "random", "header:<Name>")
-_HEADER_NAME = re.compile(r"^header:([A-Za-z0-9!#$%&'*+.^_`|~-]+)$")
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_COMPARE_HEADERS = ("content-type", "location", "allow", "content-range")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -39,6 +38,26 @@ class Guard:
 
 
 @dataclass(frozen=True, slots=True)
+class Shadow:
+    """How a shadowed endpoint's twin runs: which share of requests, how long, and writes."""
+
+    sample: float = 1.0
+    timeout_s: float = 2.0
+    writes: Literal["none", "dry_run"] = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """How the two answers of a shadowed request are compared."""
+
+    ignore: tuple[str, ...] = ()
+    headers: tuple[str, ...] = DEFAULT_COMPARE_HEADERS
+    noise_sample: float = 0.05
+    learn_noise: bool = False
+    keep_bodies: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Flag:
     """Who answers one endpoint: `legacy`, `async`, a sticky `canary` percent, or `shadow`.
 
@@ -50,66 +69,101 @@ class Flag:
     mode: Mode = "legacy"
     percent: float = 0.0
     sticky_by: str = "user"
-    compare_ignore: tuple[str, ...] = ()
+    compare: Compare = field(default_factory=Compare)
     guard: Guard = field(default_factory=Guard)
+    shadow: Shadow = field(default_factory=Shadow)
+    fallback: bool = False
+    fallback_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.mode != "canary" and self.percent:
             object.__setattr__(self, "percent", 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form (API, audit rows, export)."""
+        """Plain JSON-able form (API, audit rows, stored rows)."""
         data = asdict(self)
-        data["compare_ignore"] = list(self.compare_ignore)
+        data["compare"]["ignore"] = list(self.compare.ignore)
+        data["compare"]["headers"] = list(self.compare.headers)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Flag:
-        """The Flag of a `to_dict()` form (stored rows, audit); unknown keys are ignored."""
-        guard = data.get("guard") or {}
+        """The Flag of a `to_dict()` form (stored rows, audit); unknown keys are ignored.
+
+        Rows written before shadow settings existed carry `compare_ignore` instead of `compare`.
+        """
+        compare = dict(data.get("compare") or {})
+        if "compare_ignore" in data and "ignore" not in compare:
+            compare["ignore"] = data["compare_ignore"]
         return cls(
             endpoint=data["endpoint"],
             mode=data.get("mode", "legacy"),
             percent=round(float(data.get("percent") or 0), 2),
             sticky_by=data.get("sticky_by", "user"),
-            compare_ignore=tuple(data.get("compare_ignore") or ()),
-            guard=replace(Guard(), **{k: v for k, v in guard.items() if k in Guard.__slots__}),
+            compare=_known(Compare, compare, tuples=("ignore", "headers")),
+            guard=_known(Guard, data.get("guard") or {}),
+            shadow=_known(Shadow, data.get("shadow") or {}),
+            fallback=bool(data.get("fallback", False)),
+            fallback_timeout_s=float(data.get("fallback_timeout_s", 5.0)),
         )
 
     def fingerprint(self) -> str:
-        """A stable digest of the declared flag, to tell whether its YAML entry changed."""
-        data = self.to_dict()
-        data["percent"] = float(self.percent)  # equal flags, equal digests: 25 == 25.0
-        raw = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        """A stable digest of the declared flag, to tell whether its YAML entry changed.
+
+        Settings added in later versions count only when they differ from their defaults, so
+        an upgrade does not make every unchanged entry look changed (and win over runtime).
+        """
+        data: dict[str, Any] = {
+            "endpoint": self.endpoint,
+            "mode": self.mode,
+            "percent": float(self.percent),  # equal flags, equal digests: 25 == 25.0
+            "sticky_by": self.sticky_by,
+            "compare_ignore": list(self.compare.ignore),
+            "guard": asdict(self.guard),
+        }
+        extras = {
+            "compare": {k: v for k, v in asdict(self.compare).items() if k != "ignore"},
+            "shadow": asdict(self.shadow),
+            "fallback": self.fallback,
+            "fallback_timeout_s": self.fallback_timeout_s,
+        }
+        defaults = Flag(self.endpoint)
+        default_extras = {
+            "compare": {k: v for k, v in asdict(defaults.compare).items() if k != "ignore"},
+            "shadow": asdict(defaults.shadow),
+            "fallback": defaults.fallback,
+            "fallback_timeout_s": defaults.fallback_timeout_s,
+        }
+        data.update({k: v for k, v in extras.items() if v != default_extras[k]})
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=list)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class FlagFile:
-    """A parsed feature_flags.yaml: per-endpoint declared flags plus their defaults."""
-
-    path: Path
-    default_sticky_by: str
-    default_guard: Guard
-    flags: Mapping[str, Flag]
-    lines: Mapping[str, int]
-
-    def declared(self, endpoint: str) -> Flag:
-        """The endpoint's declared flag, or `legacy` with the file's defaults."""
-        flag = self.flags.get(endpoint)
-        if flag is not None:
-            return flag
-        return Flag(endpoint, sticky_by=self.default_sticky_by, guard=self.default_guard)
+def _known(cls: Any, raw: Mapping[str, Any], tuples: tuple[str, ...] = ()) -> Any:
+    names = {f.name for f in fields(cls)}
+    values = {k: (tuple(v) if k in tuples else v) for k, v in raw.items() if k in names}
+    return cls(**values)
 
 
 # -- runtime against declared: the one place drift is computed --------------------------------
 
 # What an operator may change at runtime, and so what may drift from the YAML.
-RUNTIME_FIELDS = ("mode", "percent", "sticky_by", "compare_ignore")
+RUNTIME_FIELDS = (
+    "mode",
+    "percent",
+    "sticky_by",
+    "compare",
+    "shadow",
+    "fallback",
+    "fallback_timeout_s",
+)
 
 
-def effective_flag(endpoint: str, runtime: Mapping[str, Flag], declared: FlagFile | None) -> Flag:
-    """The flag an endpoint is served with: its runtime row, else its declared (YAML) entry."""
+def effective_flag(endpoint: str, runtime: Mapping[str, Flag], declared: Any) -> Flag:
+    """The flag an endpoint is served with: its runtime row, else its declared (YAML) entry.
+
+    `declared` is a FlagFile (or None: legacy with the built-in defaults).
+    """
     flag = runtime.get(endpoint)
     if flag is not None:
         return flag
@@ -122,6 +176,17 @@ def drift(flag: Flag, declared: Flag) -> tuple[str, ...]:
     Empty when they agree; admin API, dashboard, CLI and `flags export` all ask this.
     """
     return tuple(f for f in RUNTIME_FIELDS if getattr(flag, f) != getattr(declared, f))
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRules:
+    """What validation needs to know of the app's endpoints (None: not checked)."""
+
+    known: Collection[str] | None = None
+    twins: Collection[str] | None = None
+    # endpoint id -> its HTTP methods; an endpoint with a write method writes.
+    methods: Mapping[str, Collection[str]] | None = None
+    has_dry_run: bool = True
 
 
 # -- validation of single values (shared by YAML, CLI, admin API and dashboard) ---------------
@@ -146,7 +211,7 @@ def check_percent(value: Any) -> float:
 
 def check_sticky_by(value: Any) -> str:
     if value in ("user", "session", "ip", "random") or (
-        isinstance(value, str) and _HEADER_NAME.match(value)
+        isinstance(value, str) and value.startswith("header:") and _HEADER_NAME.match(value[7:])
     ):
         return value  # type: ignore[no-any-return]
     raise FlagError(
@@ -154,14 +219,26 @@ def check_sticky_by(value: Any) -> str:
     )
 
 
-def parse_duration_s(value: Any) -> float:
+def parse_duration_s(value: Any, *, field: str = "window") -> float:
     """`60s`, `5m`, `1h`, `250ms` or a number of seconds, as seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
     match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
     if match is None or float(match.group(1)) <= 0:
-        raise FlagError(f"bad duration {value!r} (expected e.g. 30s, 5m, 1h)", field="window")
+        raise FlagError(f"bad duration {value!r} (expected e.g. 30s, 5m, 1h)", field=field)
     return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def check_fraction(value: Any, name: str, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise FlagError(f"{name} must be a number from 0 to 1, got {value!r}", field=field)
+    return float(value)
+
+
+def check_bool(value: Any, name: str, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise FlagError(f"{name} must be true or false, got {value!r}", field=field)
+    return value
 
 
 def check_endpoint(endpoint: str, known: Collection[str] | None) -> None:
@@ -169,209 +246,8 @@ def check_endpoint(endpoint: str, known: Collection[str] | None) -> None:
         raise UnknownEndpoint(f"unknown endpoint id {endpoint!r} (no Flask endpoint has that name)")
 
 
-def make_flag(
-    endpoint: str,
-    *,
-    mode: Any = None,
-    percent: Any = None,
-    sticky_by: Any = None,
-    base: Flag | None = None,
-    known: Collection[str] | None = None,
-    twins: Collection[str] | None = None,
-) -> Flag:
-    """A validated Flag from loose input (CLI, API, dashboard), starting from `base`.
-
-    Fields given as None keep `base`'s value, so a change may name only what it changes.
-    """
-    check_endpoint(endpoint, known)
-    flag = base or Flag(endpoint)
-    mode = flag.mode if mode is None else check_mode(mode)
-    new_percent = flag.percent if percent is None else check_percent(percent)
-    if percent is not None and mode != "canary":
-        raise FlagError(f"percent is only used with mode canary (mode is {mode})", field="percent")
-    if mode == "canary" and percent is None and flag.mode != "canary":
-        raise FlagError("mode canary needs a percent (e.g. --percent 10)", field="percent")
-    if twins is not None and mode != "legacy" and endpoint not in twins:
-        raise FlagError(
-            f"endpoint {endpoint!r} has no async twin; only mode legacy is possible", field="mode"
-        )
-    return replace(
-        flag,
-        mode=mode,
-        percent=new_percent,
-        sticky_by=flag.sticky_by if sticky_by is None else check_sticky_by(sticky_by),
-    )
-
-
-# -- the YAML file ------------------------------------------------------------------------------
-
-
-def load_flag_file(
-    path: Path, *, known: Collection[str] | None = None, twins: Collection[str] | None = None
-) -> FlagFile:
-    """Read and validate a flag file; FlagFileError says `file:line: endpoint: reason`."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FlagFileError(f"{path}: flag file not found (set AA_FLAGS_FILE)") from None
-    except OSError as exc:
-        raise FlagFileError(f"{path}: cannot read flag file: {exc.strerror}") from None
-    return parse_flag_file(decode_flag_text(raw, path), path, known=known, twins=twins)
-
-
-def decode_flag_text(raw: bytes, path: Path) -> str:
-    """A flag file's bytes as text; FlagFileError with `file:line` when it is not UTF-8."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise FlagFileError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "save the file as UTF-8"
-        ) from None
-
-
-def parse_flag_file(
-    text: str,
-    path: Path,
-    *,
-    known: Collection[str] | None = None,
-    twins: Collection[str] | None = None,
-) -> FlagFile:
-    """Parse flag-file text (see `load_flag_file`)."""
-    try:
-        doc = YAML(typ="rt").load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise FlagFileError(f"{path}:{line}: not valid YAML: {problem}") from None
-    if doc is None:
-        doc = CommentedMap()
-    if not isinstance(doc, CommentedMap):
-        raise FlagFileError(f"{path}:1: the top level must be a mapping with version and routes")
-
-    def fail(line: int, message: str) -> FlagFileError:
-        return FlagFileError(f"{path}:{line}: {message}")
-
-    for key in doc:
-        if key not in ("version", "defaults", "routes"):
-            raise fail(
-                _key_line(doc, key),
-                f"unknown top-level key {key!r} (expected version, defaults, routes)",
-            )
-    if doc.get("version", 1) != 1:
-        raise fail(
-            _key_line(doc, "version"), f"unsupported version {doc.get('version')!r} (expected 1)"
-        )
-    defaults = doc.get("defaults") or CommentedMap()
-    if not isinstance(defaults, CommentedMap):
-        raise fail(_key_line(doc, "defaults"), "defaults must be a mapping")
-    try:
-        sticky_by = check_sticky_by(defaults.get("sticky_by", "user"))
-        guard = _parse_guard(defaults.get("guard"), Guard())
-    except FlagError as exc:
-        raise fail(
-            _key_line(defaults, exc.field or "guard", _key_line(doc, "defaults")),
-            f"defaults: {exc.message}",
-        ) from None
-    routes = doc.get("routes") or CommentedMap()
-    if not isinstance(routes, CommentedMap):
-        raise fail(_key_line(doc, "routes"), "routes must be a mapping of endpoint id to flag")
-    flags: dict[str, Flag] = {}
-    lines: dict[str, int] = {}
-    for endpoint, entry in routes.items():
-        line = _key_line(routes, endpoint)
-        try:
-            flags[str(endpoint)] = _parse_entry(
-                str(endpoint), entry, sticky_by, guard, known, twins
-            )
-        except FlagError as exc:
-            raise fail(_entry_line(entry, exc.field, line), f"{endpoint}: {exc.message}") from None
-        lines[str(endpoint)] = line
-    return FlagFile(path, sticky_by, guard, flags, lines)
-
-
-_ENTRY_KEYS = ("mode", "percent", "sticky_by", "compare", "guard")
-
-
-def _parse_entry(
-    endpoint: str,
-    entry: Any,
-    sticky_by: str,
-    guard: Guard,
-    known: Collection[str] | None,
-    twins: Collection[str] | None,
-) -> Flag:
-    check_endpoint(endpoint, known)
-    if isinstance(entry, str):
-        entry = {"mode": entry}
-    if not isinstance(entry, Mapping):
-        raise FlagError("entry must be a mapping such as {mode: canary, percent: 10}")
-    for key in entry:
-        if key not in _ENTRY_KEYS:
-            raise FlagError(f"unknown key {key!r} (expected {', '.join(_ENTRY_KEYS)})", field=key)
-    if "mode" not in entry:
-        raise FlagError("mode is required", field="mode")
-    mode = check_mode(entry["mode"])
-    if mode == "canary" and "percent" not in entry:
-        raise FlagError("mode canary needs a percent", field="mode")
-    if mode != "canary" and "percent" in entry:
-        raise FlagError(f"percent is only used with mode canary (mode is {mode})", field="percent")
-    percent = check_percent(entry.get("percent", 0))
-    if twins is not None and mode != "legacy" and endpoint not in twins:
-        raise FlagError(f"has no async twin, so mode {mode} is impossible", field="mode")
-    compare = entry.get("compare") or {}
-    if not isinstance(compare, Mapping) or set(compare) - {"ignore"}:
-        raise FlagError("compare must be a mapping with an ignore list", field="compare")
-    ignore = compare.get("ignore") or []
-    if not isinstance(ignore, list) or not all(
-        isinstance(p, str) and p.startswith("$") for p in ignore
-    ):
-        raise FlagError(
-            "compare.ignore must be a list of JSON paths starting with $", field="compare"
-        )
-    return Flag(
-        endpoint=endpoint,
-        mode=mode,
-        percent=percent,
-        sticky_by=check_sticky_by(entry.get("sticky_by", sticky_by)),
-        compare_ignore=tuple(ignore),
-        guard=_parse_guard(entry.get("guard"), guard),
-    )
-
-
-def entry_fields(flag: Flag, file: FlagFile) -> dict[str, Any]:
-    """The route entry that parses back to `flag` under `file`'s defaults (for export).
-
-    Only what differs from the defaults is written, so an exported entry stays short.
-    """
-    entry: dict[str, Any] = {"mode": flag.mode}
-    if flag.mode == "canary":
-        entry["percent"] = int(flag.percent) if flag.percent.is_integer() else flag.percent
-    if flag.sticky_by != file.default_sticky_by:
-        entry["sticky_by"] = flag.sticky_by
-    if flag.compare_ignore:
-        entry["compare"] = {"ignore": list(flag.compare_ignore)}
-    if flag.guard != file.default_guard:
-        base, guard = file.default_guard, flag.guard
-        entry["guard"] = {
-            key: (f"{guard.window_s:g}s" if key == "window" else getattr(guard, attr))
-            for key, attr in _GUARD_KEYS.items()
-            if getattr(guard, attr) != getattr(base, attr)
-        }
-    return entry
-
-
-_GUARD_KEYS = {
-    "max_error_rate": "max_error_rate",
-    "min_requests": "min_requests",
-    "window": "window_s",
-    "max_latency_ratio": "max_latency_ratio",
-}
-
-
-def _parse_guard(raw: Any, base: Guard) -> Guard:
+def parse_guard(raw: Any, base: Guard) -> Guard:
+    """A guard mapping (`max_error_rate`, `min_requests`, `window`, `max_latency_ratio`)."""
     if raw is None:
         return base
     if not isinstance(raw, Mapping):
@@ -381,12 +257,8 @@ def _parse_guard(raw: Any, base: Guard) -> Guard:
         raise FlagError(f"unknown guard key {sorted(unknown)[0]!r}", field="guard")
     guard = base
     if "max_error_rate" in raw:
-        rate = raw["max_error_rate"]
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
-            raise FlagError(
-                f"guard.max_error_rate must be between 0 and 1, got {rate!r}", field="guard"
-            )
-        guard = replace(guard, max_error_rate=float(rate))
+        rate = check_fraction(raw["max_error_rate"], "guard.max_error_rate", "guard")
+        guard = replace(guard, max_error_rate=rate)
     if "min_requests" in raw:
         count = raw["min_requests"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -409,14 +281,137 @@ def _parse_guard(raw: Any, base: Guard) -> Guard:
     return guard
 
 
-def _key_line(mapping: Any, key: Any, default: int = 1) -> int:
-    try:
-        return int(mapping.lc.key(key)[0]) + 1
-    except (AttributeError, KeyError, TypeError):
-        return default
+def parse_shadow(raw: Any, base: Shadow) -> Shadow:
+    """A shadow mapping: `sample` (0-1), `timeout` (a duration), `writes` (`dry_run`)."""
+    if not isinstance(raw, Mapping):
+        raise FlagError("shadow must be a mapping such as {sample: 0.5, timeout: 2s}", "shadow")
+    unknown = sorted(set(raw) - {"sample", "timeout", "writes"})
+    if unknown:
+        raise FlagError(
+            f"unknown shadow key {unknown[0]!r} (expected sample, timeout, writes)", "shadow"
+        )
+    shadow = base
+    if "sample" in raw:
+        shadow = replace(shadow, sample=check_fraction(raw["sample"], "shadow.sample", "shadow"))
+    if "timeout" in raw:
+        try:
+            shadow = replace(shadow, timeout_s=parse_duration_s(raw["timeout"], field="shadow"))
+        except FlagError as exc:
+            raise FlagError(f"shadow.timeout: {exc.message}", field="shadow") from None
+    if "writes" in raw:
+        if raw["writes"] not in ("none", "dry_run"):
+            raise FlagError(
+                f"shadow.writes must be dry_run (or none), got {raw['writes']!r}", field="shadow"
+            )
+        shadow = replace(shadow, writes=raw["writes"])
+    return shadow
 
 
-def _entry_line(entry: Any, key: str | None, default: int) -> int:
-    if key is not None and isinstance(entry, CommentedMap) and key in entry:
-        return _key_line(entry, key, default)
-    return default
+def parse_compare(raw: Any, base: Compare) -> Compare:
+    """A compare mapping: `ignore`, `headers`, `noise_sample`, `learn_noise`, `keep_bodies`."""
+    if not isinstance(raw, Mapping):
+        raise FlagError("compare must be a mapping such as {ignore: [$.updated_at]}", "compare")
+    keys = ("ignore", "headers", "noise_sample", "learn_noise", "keep_bodies")
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise FlagError(
+            f"unknown compare key {unknown[0]!r} (expected {', '.join(keys)})", field="compare"
+        )
+    compare = base
+    if "ignore" in raw:
+        ignore = raw["ignore"] or []
+        if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
+            raise FlagError("compare.ignore must be a list of JSON paths such as $.x", "compare")
+        for path in ignore:
+            parse_path(path)  # FlagError naming the bad path
+        compare = replace(compare, ignore=tuple(ignore))
+    if "headers" in raw:
+        headers = raw["headers"]
+        if not isinstance(headers, list) or not all(
+            isinstance(h, str) and _HEADER_NAME.match(h) for h in headers
+        ):
+            raise FlagError("compare.headers must be a list of header names", field="compare")
+        compare = replace(compare, headers=tuple(h.lower() for h in headers))
+    if "noise_sample" in raw:
+        noise = check_fraction(raw["noise_sample"], "compare.noise_sample", "compare")
+        compare = replace(compare, noise_sample=noise)
+    for key in ("learn_noise", "keep_bodies"):
+        if key in raw:
+            compare = replace(compare, **{key: check_bool(raw[key], f"compare.{key}", "compare")})
+    return compare
+
+
+def check_flag(flag: Flag, rules: EndpointRules) -> Flag:
+    """Refuse a flag its endpoint cannot have (no twin, a double write); return it unchanged."""
+    endpoint, mode = flag.endpoint, flag.mode
+    if rules.twins is not None and mode != "legacy" and endpoint not in rules.twins:
+        raise FlagError(
+            f"endpoint {endpoint!r} has no async twin, so mode {mode} is impossible "
+            "(only legacy can serve it)",
+            field="mode",
+        )
+    methods = set(rules.methods.get(endpoint, ())) if rules.methods is not None else set()
+    writes = sorted(methods & WRITE_METHODS)
+    if mode == "shadow" and writes and flag.shadow.writes != "dry_run":
+        raise FlagError(
+            f"{endpoint} writes ({', '.join(writes)}): in shadow its twin would write a second "
+            "time; add shadow: {writes: dry_run} so the twin's writes are rolled back",
+            field="shadow",
+        )
+    if mode == "shadow" and flag.shadow.writes == "dry_run" and not rules.has_dry_run:
+        raise FlagError(
+            "shadow.writes: dry_run needs a dry-run hook from the app "
+            "(build_gateway(dry_run=...)); this gateway has none",
+            field="shadow",
+        )
+    if flag.fallback and rules.methods is not None and not methods & SAFE_METHODS:
+        raise FlagError(
+            f"fallback only replays safe requests (GET, HEAD, OPTIONS); {endpoint} has none",
+            field="fallback",
+        )
+    return flag
+
+
+def make_flag(
+    endpoint: str,
+    *,
+    mode: Any = None,
+    percent: Any = None,
+    sticky_by: Any = None,
+    shadow: Any = None,
+    compare: Any = None,
+    fallback: Any = None,
+    fallback_timeout: Any = None,
+    base: Flag | None = None,
+    rules: EndpointRules | None = None,
+) -> Flag:
+    """A validated Flag from loose input (CLI, API, dashboard), starting from `base`.
+
+    Fields given as None keep `base`'s value, so a change may name only what it changes.
+    """
+    rules = rules or EndpointRules()
+    check_endpoint(endpoint, rules.known)
+    flag = base or Flag(endpoint)
+    mode = flag.mode if mode is None else check_mode(mode)
+    new_percent = flag.percent if percent is None else check_percent(percent)
+    if percent is not None and mode != "canary":
+        raise FlagError(f"percent is only used with mode canary (mode is {mode})", field="percent")
+    if mode == "canary" and percent is None and flag.mode != "canary":
+        raise FlagError("mode canary needs a percent (e.g. --percent 10)", field="percent")
+    changed = replace(
+        flag,
+        mode=mode,
+        percent=new_percent,
+        sticky_by=flag.sticky_by if sticky_by is None else check_sticky_by(sticky_by),
+        shadow=flag.shadow if shadow is None else parse_shadow(shadow, flag.shadow),
+        compare=flag.compare if compare is None else parse_compare(compare, flag.compare),
+        fallback=(
+            flag.fallback if fallback is None else check_bool(fallback, "fallback", "fallback")
+        ),
+        fallback_timeout_s=(
+            flag.fallback_timeout_s
+            if fallback_timeout is None
+            else parse_duration_s(fallback_timeout, field="fallback_timeout")
+        ),
+    )
+    return check_flag(changed, rules)

@@ -112,14 +112,59 @@ stats_table = Table(
     Index("ix_rollout_stats_endpoint", "endpoint", "backend", "minute", "requests", "errors"),
 )
 
+# Counts per minute of things that are not requests: shadow results (`shadow_match`, ...,
+# `shadow_skipped`) and fallbacks (`fallback`), merged across workers like rollout_stats.
+events_table = Table(
+    "rollout_events",
+    metadata,
+    Column("minute", Integer, primary_key=True),
+    Column("endpoint", String(200), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+    Index("ix_rollout_events_endpoint", "endpoint", "minute"),
+)
+
+# Shadow mismatches, at most MAX_MISMATCHES_PER_MINUTE per endpoint and minute.
+mismatches_table = Table(
+    "rollout_mismatches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("minute", Integer, nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("status_legacy", Integer, nullable=False),
+    Column("status_async", Integer, nullable=False),
+    Column("diffs", JSON, nullable=False),
+    Column("bodies", JSON, nullable=True),  # only with compare.keep_bodies
+    Index("ix_rollout_mismatches_endpoint", "endpoint", "minute"),
+)
+MAX_MISMATCHES_PER_MINUTE = 20
+
+# Paths that differ between two answers of legacy itself (noise), per endpoint.
+noise_table = Table(
+    "rollout_noise",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("path", String(500), primary_key=True),
+    Column("first_seen", Timestamp, nullable=False),
+    Column("seen", Integer, nullable=False, default=1),
+)
+
 __all__ = [
     "BUCKETS_MS",
     "BUCKET_COLUMNS",
     "COUNT_COLUMNS",
+    "MAX_MISMATCHES_PER_MINUTE",
     "Timestamp",
     "audit_table",
+    "events_table",
     "flags_table",
     "metadata",
+    "mismatches_table",
+    "noise_table",
     "state_table",
     "stats_table",
 ]

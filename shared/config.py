@@ -45,6 +45,7 @@ class Settings:
     body_timeout_s: float = 10.0
     max_header_bytes: int = 64 * 1024
     metrics_token: str | None = None
+    shadow_concurrency: int = 8
 
     @property
     def is_sqlite(self) -> bool:
@@ -103,6 +104,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         body_timeout_s=_float(env_map, "AA_BODY_TIMEOUT_S", 10.0),
         max_header_bytes=_int(env_map, "AA_MAX_HEADER_BYTES", 64 * 1024, minimum=4096),
         metrics_token=_metrics_token(env_map),
+        shadow_concurrency=_int(env_map, "AA_SHADOW_CONCURRENCY", 8, minimum=0),
     )
 
 

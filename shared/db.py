@@ -18,10 +18,14 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared.config import Settings
+from shared.dry_run import DryRun, current_dry_run
+from shared.dry_run import enter as enter_dry_run
+from shared.dry_run import leave as leave_dry_run
 
 __all__ = ["Database", "create_engine", "engine_for_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+DRY_RUN_BUSY_TIMEOUT_MS = 50
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
@@ -80,15 +84,57 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed when the block ends, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
+        """A session in one transaction: committed when the block ends, rolled back on error.
+
+        Inside a dry run it works in a savepoint of the dry run's transaction instead.
+        """
+        async with self._sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
         """A session for reads; closing it ends the transaction and leaves loaded objects usable."""
-        async with self.sessionmaker() as session:
+        async with self._sessions() as session:
             yield session
+
+    def _sessions(self) -> AsyncSession:
+        dry = current_dry_run()
+        if dry is not None and dry.connection.engine is self.engine:
+            return self.sessionmaker(bind=dry.connection, join_transaction_mode="create_savepoint")
+        return self.sessionmaker()
+
+    @asynccontextmanager
+    async def dry_run(self) -> AsyncIterator[DryRun]:
+        """Run the block's service calls in one transaction that is always rolled back.
+
+        The transaction's view of the data is fixed on entry (see `shared.dry_run`), so enter
+        it before the real request runs when the dry run must see what that request saw.
+        """
+        async with self.engine.connect() as conn:
+            is_sqlite = conn.dialect.name == "sqlite"
+            if is_sqlite:
+                await conn.exec_driver_sql(f"PRAGMA busy_timeout={DRY_RUN_BUSY_TIMEOUT_MS}")
+            else:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            transaction = await conn.begin()
+            try:
+                if is_sqlite:
+                    # pysqlite begins only before a write; begin now, and read to fix the
+                    # WAL snapshot this transaction sees.
+                    await conn.exec_driver_sql("BEGIN")
+                    await conn.execute(text("SELECT count(*) FROM sqlite_master"))
+                else:
+                    await conn.execute(text("SELECT 1"))  # takes the snapshot
+                dry = DryRun(conn)
+                token = enter_dry_run(dry)
+                try:
+                    yield dry
+                finally:
+                    leave_dry_run(token)
+            finally:
+                await transaction.rollback()
+                if is_sqlite:
+                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     async def ping(self) -> None:
         """Raise unless the database answers a read of its schema (a corrupted file fails too)."""

@@ -6,17 +6,31 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from asgi_gateway.control.database import describe_error
 from asgi_gateway.control.plane import AccessDenied, ControlPlane, IdentityUnavailable
+from asgi_gateway.control.stats import shadow_report
 from asgi_gateway.control.store import Change
 from asgi_gateway.errors import FlagConflict, FlagError, FlagStoreUnavailable, UnknownEndpoint
+from asgi_gateway.flags import parse_duration_s
 from asgi_gateway.serving.identity import Principal
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
-_PATCH_FIELDS = ("mode", "percent", "sticky_by", "reason")
+_PATCH_FIELDS = (
+    "mode",
+    "percent",
+    "sticky_by",
+    "shadow",
+    "compare",
+    "fallback",
+    "fallback_timeout",
+    "reason",
+)
+MAX_WINDOW_S = 7 * 24 * 3600
 Handler = Callable[[Request, Principal], Awaitable[Response]]
 
 
@@ -115,7 +129,15 @@ def admin_api_routes(plane: ControlPlane) -> list[Route]:
         if_match = request.headers.get("if-match")
         before, after = await plane.flip(
             endpoint,
-            Change(body.get("mode"), body.get("percent"), body.get("sticky_by")),
+            Change(
+                body.get("mode"),
+                body.get("percent"),
+                body.get("sticky_by"),
+                shadow=body.get("shadow"),
+                compare=body.get("compare"),
+                fallback=body.get("fallback"),
+                fallback_timeout=body.get("fallback_timeout"),
+            ),
             actor=principal.name,
             reason=reason.strip(),
             expected_etag=if_match.strip().strip('"') if if_match else None,
@@ -141,8 +163,37 @@ def admin_api_routes(plane: ControlPlane) -> list[Route]:
         )
         return JSONResponse({"data": [e.to_dict() for e in entries]})
 
+    async def shadow(request: Request, principal: Principal) -> Response:
+        endpoint = request.path_params["endpoint"]
+        known(endpoint)
+        try:
+            window_s = parse_duration_s(request.query_params.get("window", "1h"))
+        except FlagError as exc:
+            return error(
+                422,
+                "validation_error",
+                f"window: {exc.message}",
+                [{"field": "window", "message": exc.message}],
+            )
+        if window_s > MAX_WINDOW_S:
+            return error(
+                422,
+                "validation_error",
+                "window: at most 7d (stats are kept for a week)",
+                [{"field": "window", "message": "at most 7d"}],
+            )
+        store = plane.require_store()
+        try:
+            report = await shadow_report(store.engine, endpoint, window_s)
+        except (SQLAlchemyError, OSError) as exc:
+            raise FlagStoreUnavailable(
+                f"cannot read the shadow results: {describe_error(exc)}"
+            ) from exc
+        return JSONResponse(report)
+
     return [
         Route(base + "/flags", guarded(list_flags), methods=["GET"]),
+        Route(base + "/shadow/{endpoint}", guarded(shadow), methods=["GET"]),
         Route(base + "/flags/{endpoint}", guarded(get_flag), methods=["GET"]),
         Route(base + "/flags/{endpoint}", guarded(patch_flag), methods=["PATCH"]),
         Route(base + "/audit", guarded(audit), methods=["GET"]),

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from asgi_gateway.flags import Flag, FlagFile, drift, entry_fields
+from asgi_gateway.flag_file import FlagFile, entry_fields
+from asgi_gateway.flags import Flag, drift
 
 
 def export_flags(text: str, declared: FlagFile, runtime: Mapping[str, Flag]) -> str:

@@ -7,8 +7,9 @@ can be built and tested with just these.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,12 @@ from starlette.requests import Request
 from asgi_gateway.control.refresher import FlagRefresher
 from asgi_gateway.control.store import Change, FlagState, FlagStore, etag
 from asgi_gateway.errors import FlagStoreUnavailable, GatewayError
-from asgi_gateway.flags import Flag, FlagFile, drift, effective_flag
+from asgi_gateway.flag_file import FlagFile
+from asgi_gateway.flags import EndpointRules, Flag, drift, effective_flag
 from asgi_gateway.serving.identity import Authenticate, InvalidCredentials, Principal
 
 _log = logging.getLogger(__name__)
+_READINESS_TIMEOUT_S = 2.0
 
 
 class AccessDenied(GatewayError):
@@ -52,8 +55,7 @@ class ControlPlane:
     `store`, `declared` and `refresher` are set when the gateway starts (its lifespan).
     """
 
-    endpoints: frozenset[str]
-    twins: frozenset[str]
+    rules: EndpointRules
     authenticate: Authenticate | None
     pool_health: Callable[[], PoolHealth]
     rollout_prefix: str = "/_rollout"
@@ -65,6 +67,16 @@ class ControlPlane:
     declared: FlagFile | None = None
     refresher: FlagRefresher | None = None
     cache: dict[str, Any] = field(default_factory=dict)  # per-gateway memo of slow reads
+
+    @property
+    def endpoints(self) -> frozenset[str]:
+        """Every endpoint id of the app (Flask endpoints, or the twins without Flask)."""
+        return frozenset(self.rules.known or ())
+
+    @property
+    def twins(self) -> frozenset[str]:
+        """The endpoints with an async twin."""
+        return frozenset(self.rules.twins or ())
 
     def require_store(self) -> FlagStore:
         """The flag store; FlagStoreUnavailable before the gateway has started."""
@@ -137,8 +149,7 @@ class ControlPlane:
             endpoint,
             change,
             declared=self.declared,
-            known=self.endpoints,
-            twins=self.twins,
+            rules=self.rules,
             actor=actor,
             reason=reason,
             action=action,
@@ -147,6 +158,30 @@ class ControlPlane:
         if self.refresher is not None:
             await self.refresher.refresh()
         return before, after
+
+    async def readiness(
+        self, checks: Mapping[str, Callable[[], Awaitable[object]]]
+    ) -> tuple[int, dict[str, Any]]:
+        """(status, body) for /readyz: the flags and each of `checks`, every failure named."""
+        refresher = self.refresher
+        if refresher is None:
+            return 503, {"status": "starting", "checks": {"flags": "not loaded"}, "failing": []}
+        report: dict[str, Any] = {
+            "flags": "ok" if refresher.problem is None else refresher.problem,
+            "flags_version": refresher.snapshot.version,
+        }
+        failing = [] if refresher.problem is None else ["flags"]
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), _READINESS_TIMEOUT_S)
+            except Exception as exc:
+                report[name] = str(exc)[:300] or type(exc).__name__
+                failing.append(name)
+            else:
+                report[name] = "ok"
+        if failing:
+            return 503, {"status": "degraded", "checks": report, "failing": failing}
+        return 200, {"status": "ready", "checks": report, "failing": []}
 
     def problems(self) -> Mapping[str, str]:
         """Dependencies failing right now (name -> why), for the dashboard's banner."""

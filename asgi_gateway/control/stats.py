@@ -1,11 +1,14 @@
-"""Reading the merged per-minute request stats: totals, latency percentiles and chart series.
+"""Reading what the recorder wrote: request totals, latency percentiles, chart series, and
+shadow results, mismatches, noise and fallbacks.
 
-The recorder (serving side) writes `rollout_stats`; the dashboard, the admin API and the
-guard read it here, all workers and machines merged.
+The recorder (serving side) writes `rollout_stats`, `rollout_events`, `rollout_mismatches` and
+`rollout_noise`; the dashboard, the admin API, the CLI and the guard read them here, all
+workers and machines merged.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +16,15 @@ from typing import Any
 from sqlalchemy import Integer, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgi_gateway.tables import BUCKET_COLUMNS, BUCKETS_MS, stats_table
+from asgi_gateway.serving.findings import Mismatch, mismatch_of
+from asgi_gateway.tables import (
+    BUCKET_COLUMNS,
+    BUCKETS_MS,
+    events_table,
+    mismatches_table,
+    noise_table,
+    stats_table,
+)
 
 _TOTAL_COLUMNS = ("requests", "errors", "disconnects", "latency_ms_sum", "s5xx", *BUCKET_COLUMNS)
 
@@ -121,3 +132,131 @@ async def series(
         point = points.setdefault(int(t), {"minute": int(t), "legacy": [0, 0], "async": [0, 0]})
         point[backend] = [int(requests or 0), int(errors or 0)]
     return [points[t] for t in sorted(points)]
+
+
+# -- shadow and fallbacks ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowSummary:
+    """Shadow results of one endpoint over a window, all workers and machines merged."""
+
+    matched: int = 0
+    mismatched: int = 0
+    noise: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    skipped: int = 0
+    fallbacks: int = 0
+
+    @property
+    def compared(self) -> int:
+        """Requests whose two answers were compared (match, mismatch or noise)."""
+        return self.matched + self.mismatched + self.noise
+
+    @property
+    def mismatch_rate(self) -> float | None:
+        return self.mismatched / self.compared if self.compared else None
+
+
+_EVENT_FIELDS = {
+    "shadow_match": "matched",
+    "shadow_mismatch": "mismatched",
+    "shadow_noise": "noise",
+    "shadow_error": "errors",
+    "shadow_timeout": "timeouts",
+    "shadow_skipped": "skipped",
+    "fallback": "fallbacks",
+}
+
+
+async def shadow_summaries(
+    engine: AsyncEngine, since_minute: int, endpoints: Iterable[str] | None = None
+) -> dict[str, ShadowSummary]:
+    """endpoint -> its shadow results and fallbacks since `since_minute`."""
+    query = (
+        select(events_table.c.endpoint, events_table.c.kind, func.sum(events_table.c["count"]))
+        .where(events_table.c.minute >= since_minute)
+        .group_by(events_table.c.endpoint, events_table.c.kind)
+    )
+    if endpoints is not None:
+        query = query.where(events_table.c.endpoint.in_(list(endpoints)))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    counts: dict[str, dict[str, int]] = {}
+    for endpoint, kind, count in rows:
+        if kind in _EVENT_FIELDS:
+            counts.setdefault(endpoint, {})[_EVENT_FIELDS[kind]] = int(count or 0)
+    return {endpoint: ShadowSummary(**values) for endpoint, values in counts.items()}
+
+
+async def recent_mismatches(
+    engine: AsyncEngine, endpoint: str, since_minute: int, *, limit: int = 50
+) -> list[Mismatch]:
+    """The newest mismatch records of `endpoint` since `since_minute`, newest first."""
+    query = (
+        select(mismatches_table)
+        .where(mismatches_table.c.endpoint == endpoint, mismatches_table.c.minute >= since_minute)
+        .order_by(mismatches_table.c.id.desc())
+        .limit(limit)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [mismatch_of(row) for row in rows]
+
+
+async def noise_paths(engine: AsyncEngine, endpoint: str) -> list[str]:
+    """The JSON paths that differ between two legacy answers of `endpoint` (noise)."""
+    query = (
+        select(noise_table.c.path)
+        .where(noise_table.c.endpoint == endpoint)
+        .order_by(noise_table.c.path)
+    )
+    async with engine.connect() as conn:
+        return list((await conn.execute(query)).scalars())
+
+
+async def mismatch_series(
+    engine: AsyncEngine, since_minute: int, step_minutes: int, endpoint: str
+) -> list[tuple[int, int, int]]:
+    """Per time step: (minute, compared, mismatched) of one endpoint's shadow traffic."""
+    step = (events_table.c.minute / step_minutes).cast(Integer) * step_minutes
+    query = (
+        select(step.label("t"), events_table.c.kind, func.sum(events_table.c["count"]))
+        .where(
+            events_table.c.endpoint == endpoint,
+            events_table.c.minute >= since_minute,
+            events_table.c.kind.in_(("shadow_match", "shadow_mismatch", "shadow_noise")),
+        )
+        .group_by("t", events_table.c.kind)
+        .order_by("t")
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    points: dict[int, list[int]] = {}
+    for t, kind, count in rows:
+        point = points.setdefault(int(t), [0, 0])
+        point[0] += int(count or 0)
+        if kind == "shadow_mismatch":
+            point[1] += int(count or 0)
+    return [(t, c, m) for t, (c, m) in sorted(points.items())]
+
+
+async def shadow_report(engine: AsyncEngine, endpoint: str, window_s: float) -> dict[str, Any]:
+    """The shadow summary of `endpoint` over the last `window_s` seconds (API and CLI shape)."""
+    since = int((time.time() - window_s) // 60)
+    summary = (await shadow_summaries(engine, since, [endpoint])).get(endpoint, ShadowSummary())
+    rate = summary.mismatch_rate
+    return {
+        "endpoint": endpoint,
+        "window_s": int(window_s),
+        "compared": summary.compared,
+        "matched": summary.matched,
+        "mismatched": summary.mismatched,
+        "errors": summary.errors,
+        "timeouts": summary.timeouts,
+        "skipped": summary.skipped,
+        "mismatch_rate": round(rate, 4) if rate is not None else None,
+        "noise": await noise_paths(engine, endpoint),
+        "recent": [m.to_dict() for m in await recent_mismatches(engine, endpoint, since)],
+    }

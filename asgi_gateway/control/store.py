@@ -9,7 +9,7 @@ each machine sees a change by reading one small row.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asgi_gateway.control.database import describe_error, ensure_schema
 from asgi_gateway.errors import FlagConflict, FlagStoreUnavailable
-from asgi_gateway.flags import Flag, FlagFile, make_flag
+from asgi_gateway.flag_file import FlagFile
+from asgi_gateway.flags import EndpointRules, Flag, make_flag
 from asgi_gateway.tables import audit_table, flags_table, state_table
 
 
@@ -61,11 +62,18 @@ class FlagState:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A requested change of one endpoint's flag: only the fields given (not None) change."""
+    """A requested change of one endpoint's flag: only the fields given (not None) change.
+
+    Values are loose input (from JSON, a form or the command line), validated by `make_flag`.
+    """
 
     mode: Any = None
     percent: Any = None
     sticky_by: Any = None
+    shadow: Any = None
+    compare: Any = None
+    fallback: Any = None
+    fallback_timeout: Any = None
 
 
 class FlagStore:
@@ -155,8 +163,7 @@ class FlagStore:
         change: Change,
         *,
         declared: FlagFile | None,
-        known: Collection[str],
-        twins: Collection[str],
+        rules: EndpointRules,
         actor: str,
         reason: str,
         action: str = "set",
@@ -174,7 +181,7 @@ class FlagStore:
             row = await _row(conn, endpoint)
             if row is not None:
                 base = _flag_of(row)
-            elif declared is not None and endpoint in known:
+            elif declared is not None and (rules.known is None or endpoint in rules.known):
                 base = declared.declared(endpoint)
             else:
                 base = Flag(endpoint)
@@ -188,9 +195,12 @@ class FlagStore:
                 mode=change.mode,
                 percent=change.percent,
                 sticky_by=change.sticky_by,
+                shadow=change.shadow,
+                compare=change.compare,
+                fallback=change.fallback,
+                fallback_timeout=change.fallback_timeout,
                 base=base,
-                known=known,
-                twins=twins,
+                rules=rules,
             )
             fingerprint = row["declared_fingerprint"] if row is not None else None
             await _write(conn, flag, actor=actor, fingerprint=fingerprint, row=row)
@@ -295,7 +305,7 @@ async def _write(
         "mode": flag.mode,
         "percent": flag.percent,
         "sticky_by": flag.sticky_by,
-        "compare_ignore": data["compare_ignore"],
+        "compare_ignore": data["compare"]["ignore"],
         "guard": data["guard"],
         "settings": data,
         "declared_fingerprint": fingerprint,

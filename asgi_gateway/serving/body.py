@@ -96,10 +96,20 @@ async def read_body(receive: Receive, *, limit: int, timeout_s: float) -> tuple[
             return bytes(chunks), True
 
 
+@dataclass(frozen=True, slots=True)
+class Buffered:
+    """A request whose body has been read: what to hand the app, and the body itself."""
+
+    scope: Scope
+    receive: Receive
+    send: Send
+    body: bytes
+
+
 async def buffer_request(
     scope: Scope, receive: Receive, send: Send, info: BodyInfo, *, limit: int, timeout_s: float
-) -> tuple[Scope, Receive, Send] | None:
-    """The request with its body read whole: (scope, receive, send) to hand to the app.
+) -> Buffered | None:
+    """The request with its body read whole: scope, receive and send to hand to the app.
 
     A body declared over `limit` is not read at all: the app gets none, and refuses the
     request on its Content-Length (Flask does; so do admin-assistant's twins). A body found
@@ -118,7 +128,7 @@ async def buffer_request(
         except ClientGone:
             return None
         scope = with_body(scope, body)
-    return scope, replay(body, receive), (send if complete else _closing(send))
+    return Buffered(scope, replay(body, receive), send if complete else _closing(send), body)
 
 
 def _closing(send: Send) -> Send:

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from asgi_gateway.flags import Flag
+from asgi_gateway.serving.compare import Matcher
 
 Backend = Literal["legacy", "async"]
 BUCKETS = 10_000
@@ -34,11 +35,21 @@ class CompiledFlag:
     threshold: int  # canary: a request goes async when its bucket < threshold
     sticky_by: str
     header: str | None  # lower-cased header name for sticky_by header:<Name>
+    fallback: bool  # an async answer that fails before its first byte is replaced by legacy's
+    ignore: Matcher  # compiled compare.ignore of a shadowed endpoint
 
     @classmethod
     def of(cls, flag: Flag) -> CompiledFlag:
         header = flag.sticky_by[7:].lower() if flag.sticky_by.startswith("header:") else None
-        return cls(flag, flag.mode, round(flag.percent * 100), flag.sticky_by, header)
+        return cls(
+            flag,
+            flag.mode,
+            round(flag.percent * 100),
+            flag.sticky_by,
+            header,
+            flag.fallback and flag.mode in ("async", "canary"),
+            Matcher.of(flag.compare.ignore),
+        )
 
 
 @dataclass(frozen=True)

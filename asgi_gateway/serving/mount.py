@@ -78,7 +78,7 @@ class WSGIMount(WSGIMiddleware):
             )
             if buffered is None:
                 return  # answered 408, or the client left
-            scope, receive, send = buffered
+            scope, receive, send = buffered.scope, buffered.receive, buffered.send
         responder = _WSGIResponder(self.app, self.executor, self.send_queue_size)
         await responder(scope, receive, send)
         if responder.watched:

@@ -26,7 +26,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgi_gateway.tables import BUCKETS_MS, COUNT_COLUMNS, stats_table
+from asgi_gateway.serving.findings import Findings
+from asgi_gateway.tables import (
+    BUCKETS_MS,
+    COUNT_COLUMNS,
+    events_table,
+    mismatches_table,
+    stats_table,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +42,7 @@ _log = logging.getLogger(__name__)
 Sample = tuple["str | None", str, str, str, int, float, bool, bool]
 Resolve = Callable[[str, str], "str | None"]
 _CLASS_INDEX = {2: 1, 3: 2, 4: 3, 5: 4}
+_NOISE_RELOAD_S = 30.0
 
 
 class Recorder:
@@ -57,6 +65,8 @@ class Recorder:
         self.pending: dict[tuple[int, str, str], list[int]] = {}
         self.engine: AsyncEngine | None = None
         self.prometheus = _Prometheus(registry)
+        self.findings = Findings(registry)
+        self._last_noise_load = 0.0
         self._task: asyncio.Task[None] | None = None
         self._last_prune = time.monotonic() - 3600  # first prune on the first persist
 
@@ -144,7 +154,21 @@ class Recorder:
         return drained
 
     async def persist(self) -> None:
-        """Add the pending per-minute counts into rollout_stats (an upsert that sums)."""
+        """Add the pending per-minute counts into rollout_stats (an upsert that sums), and
+        write the shadow findings; what cannot be written now is kept for the next try."""
+        await self._persist_counts()
+        if self.engine is None:
+            return
+        try:
+            async with self.engine.begin() as conn:
+                await self.findings.persist(conn)
+                if time.monotonic() - self._last_noise_load > _NOISE_RELOAD_S:
+                    self._last_noise_load = time.monotonic()
+                    await self.findings.load_noise(conn)
+        except (SQLAlchemyError, OSError) as exc:
+            _log.warning("could not persist shadow findings (will retry): %s", exc)
+
+    async def _persist_counts(self) -> None:
         if not self.pending or self.engine is None:
             return
         pending, self.pending = self.pending, {}
@@ -182,6 +206,8 @@ class Recorder:
         oldest -= self.retention_days * 24 * 60
         async with self.engine.begin() as conn:
             result = await conn.execute(delete(stats_table).where(stats_table.c.minute < oldest))
+            for table in (events_table, mismatches_table):
+                await conn.execute(delete(table).where(table.c.minute < oldest))
         return int(result.rowcount or 0)
 
 

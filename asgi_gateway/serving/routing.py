@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.routing import Match, Route
 
 from asgi_gateway.errors import RouteMismatch
+from asgi_gateway.flags import EndpointRules
 
 _FLASK_ARG = re.compile(r"<(?:([a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?([a-zA-Z_][a-zA-Z0-9_]*)>")
 _STARLETTE_ARG = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
@@ -96,6 +97,18 @@ def check_twins(flask_app: Any, routes: Iterable[Route]) -> dict[str, Endpoint]:
             "async routes do not match their Flask twins:\n  " + "\n  ".join(problems)
         )
     return legacy
+
+
+def endpoint_rules(
+    endpoints: dict[str, Endpoint], routes: Iterable[Route], *, has_dry_run: bool
+) -> EndpointRules:
+    """What flag validation must know of an app: its endpoints, twins and their methods."""
+    return EndpointRules(
+        known=frozenset(endpoints),
+        twins=frozenset(route.name for route in routes),
+        methods={e.id: e.methods for e in endpoints.values()},
+        has_dry_run=has_dry_run,
+    )
 
 
 def twin_endpoints(routes: Iterable[Route]) -> dict[str, Endpoint]:
@@ -195,3 +208,29 @@ class RouteMatcher:
             if kind is Match.FULL:
                 return route, child
         return None  # path matched but not the method: Flask answers (405 in its own shape)
+
+
+def legacy_resolver(flask_app: Any) -> Callable[[str, str], str | None] | None:
+    """Path and method to a Flask endpoint id, for metrics (runs in the background only)."""
+    url_map = getattr(flask_app, "url_map", None)
+    if url_map is None:
+        return None
+    adapter = url_map.bind("gateway.invalid")
+    cache: dict[tuple[str, str], str | None] = {}
+
+    def resolve(path: str, method: str) -> str | None:
+        key = (path, method)
+        if key in cache:
+            return cache[key]
+        try:
+            endpoint, _ = adapter.match(path, method)
+        except Exception:  # NotFound, MethodNotAllowed, RequestRedirect
+            endpoint = None
+        if not isinstance(endpoint, str) or endpoint == "static":
+            endpoint = None
+        if len(cache) >= 10_000:  # paths carry ids: bound the cache
+            cache.clear()
+        cache[key] = endpoint
+        return endpoint
+
+    return resolve

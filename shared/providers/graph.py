@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiohttp
 from yarl import URL
 
+from shared.dry_run import current_dry_run
 from shared.errors import ProviderError, ProviderTimeout
 from shared.providers._base import CalendarRef, ProviderEvent
 
@@ -122,7 +123,11 @@ class GraphProvider:
             "categories": list(event.categories),
             "sensitivity": "private" if event.is_private else "normal",
         }
-        created = await self._request("POST", f"{self._calendar_url(calendar)}/events", json=body)
+        url = f"{self._calendar_url(calendar)}/events"
+        dry = current_dry_run()
+        if dry is not None:  # a dry run records the write it would make
+            return dry.record_remote_write(self.name, "POST", urlsplit(url).path, body)
+        created = await self._request("POST", url, json=body)
         event_id = created.get("id")
         if not isinstance(event_id, str) or not event_id:
             raise ProviderError(

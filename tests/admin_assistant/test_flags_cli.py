@@ -200,7 +200,7 @@ def test_flags_set_refuses_unknown_endpoints_and_endpoints_without_twin(
     )
     failed(
         cli("flags", "set", "pages.index", "--mode", "async", "--reason", "x"),
-        "error: endpoint 'pages.index' has no async twin; only mode legacy is possible",
+        "error: endpoint 'pages.index' has no async twin, so mode async is impossible",
     )
 
     assert state(store) == before

@@ -7,20 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from asgi_gateway.endpoints import routes
+from asgi_gateway.app import endpoint_rules_of
 from asgi_gateway.errors import FlagError, FlagFileError, UnknownEndpoint
+from asgi_gateway.flag_file import FlagFile, load_flag_file, parse_flag_file
 from asgi_gateway.flags import (
+    Compare,
+    EndpointRules,
     Flag,
-    FlagFile,
     Guard,
     drift,
     effective_flag,
-    load_flag_file,
     make_flag,
-    parse_flag_file,
 )
-from asgi_gateway.serving.routing import flask_endpoints
-from legacy_flask import create_app
 from shared.config import Settings
 
 PATH = Path("/etc/rollout/feature_flags.yaml")
@@ -28,6 +26,7 @@ KNOWN = frozenset(
     {"appointments.list", "appointments.get", "calendars.list", "auth.me", "pages.index"}
 )
 TWINS = frozenset({"appointments.list", "appointments.get", "calendars.list", "auth.me"})
+RULES = EndpointRules(known=KNOWN, twins=TWINS)
 
 HEAD = """\
 version: 1
@@ -55,7 +54,7 @@ routes:
 
 
 def parse(text: str) -> FlagFile:
-    return parse_flag_file(text, PATH, known=KNOWN, twins=TWINS)
+    return parse_flag_file(text, PATH, RULES)
 
 
 def expect_error(text: str, line: int, reason: str) -> str:
@@ -72,7 +71,7 @@ def expect_error(text: str, line: int, reason: str) -> str:
 
 
 def test_good_file_parses_every_field() -> None:
-    declared = parse_flag_file(GOOD, PATH, known=KNOWN, twins=TWINS)
+    declared = parse_flag_file(GOOD, PATH, RULES)
 
     assert declared.path == PATH
     assert declared.default_sticky_by == "session"
@@ -87,7 +86,7 @@ def test_good_file_parses_every_field() -> None:
         "auth.me", mode="async", sticky_by="session", guard=Guard(0.05, 10, 300.0, 3.0)
     )
     shadow = declared.flags["calendars.list"]
-    assert (shadow.mode, shadow.compare_ignore) == ("shadow", ("$.meta.generated_at",))
+    assert (shadow.mode, shadow.compare.ignore) == ("shadow", ("$.meta.generated_at",))
     canary = declared.flags["appointments.list"]
     assert (canary.mode, canary.percent, canary.sticky_by) == ("canary", 12.5, "header:X-Tenant")
     # An entry's guard overrides only the keys it names; the rest come from the defaults.
@@ -101,7 +100,7 @@ def test_good_file_parses_every_field() -> None:
 
 
 def test_an_undeclared_endpoint_is_legacy_with_the_files_defaults() -> None:
-    declared = parse_flag_file(GOOD, PATH, known=KNOWN, twins=TWINS)
+    declared = parse_flag_file(GOOD, PATH, RULES)
 
     assert declared.declared("pages.index") == Flag(
         "pages.index", mode="legacy", sticky_by="session", guard=Guard(0.05, 10, 300.0, 3.0)
@@ -117,13 +116,20 @@ def test_an_empty_file_declares_nothing() -> None:
 
 
 def test_the_shipped_flag_file_is_valid_for_admin_assistant(settings: Settings) -> None:
-    flask_app = create_app(settings=settings, defer_runtime=True)
-    known = flask_endpoints(flask_app).keys()
     shipped = Path(__file__).resolve().parents[2] / "feature_flags.yaml"
 
-    declared = load_flag_file(shipped, known=known, twins={r.name for r in routes})
+    declared = load_flag_file(shipped, endpoint_rules_of(settings))
 
     assert "appointments.list" in declared.flags
+    # Its shadowed endpoints compare; its canary reads fall back to legacy.
+    assert {e for e, f in declared.flags.items() if f.mode == "shadow"} == {
+        "appointments.get",
+        "archive_configs.get",
+        "archive.log",
+    }
+    assert all(
+        f.fallback for f in declared.flags.values() if f.mode == "canary" and "list" in f.endpoint
+    )
 
 
 def test_a_missing_file_names_the_path_and_the_setting(tmp_path: Path) -> None:
@@ -244,7 +250,7 @@ def test_bad_duration_in_the_default_guard_window(window: str) -> None:
 @pytest.mark.parametrize(
     ("guard", "reason"),
     [
-        ("{max_error_rate: 2}", "guard.max_error_rate must be between 0 and 1, got 2"),
+        ("{max_error_rate: 2}", "guard.max_error_rate must be a number from 0 to 1, got 2"),
         ("{min_requests: 0}", "guard.min_requests must be a whole number >= 1, got 0"),
         ("{max_latency_ratio: 0.5}", "guard.max_latency_ratio must be >= 1, got 0.5"),
         ("{window: 5s, bogus: 1}", "unknown guard key 'bogus'"),
@@ -263,8 +269,8 @@ def test_unknown_key_in_an_entry() -> None:
     expect_error(
         HEAD + "  appointments.list:\n    mode: legacy\n    percnt: 5\n",
         7,
-        "appointments.list: unknown key 'percnt' "
-        "(expected mode, percent, sticky_by, compare, guard)",
+        "appointments.list: unknown key 'percnt' (expected mode, percent, sticky_by, "
+        "shadow, compare, fallback, fallback_timeout, guard)",
     )
 
 
@@ -298,7 +304,7 @@ def test_bad_compare_ignore_paths() -> None:
     expect_error(
         HEAD + "  appointments.list: {mode: shadow, compare: {ignore: [meta]}}\n",
         5,
-        "compare.ignore must be a list of JSON paths starting with $",
+        "appointments.list: bad JSON path 'meta': it must start with $",
     )
 
 
@@ -311,7 +317,8 @@ def test_mode_async_for_an_endpoint_without_twin() -> None:
     expect_error(
         HEAD + "  pages.index: {mode: async}\n",
         5,
-        "pages.index: has no async twin, so mode async is impossible",
+        "pages.index: endpoint 'pages.index' has no async twin, so mode async is impossible "
+        "(only legacy can serve it)",
     )
 
 
@@ -321,14 +328,12 @@ def test_other_non_legacy_modes_need_a_twin_too(mode: str) -> None:
     expect_error(
         HEAD + f"  pages.index: {{mode: {mode}{percent}}}\n",
         5,
-        f"pages.index: has no async twin, so mode {mode} is impossible",
+        f"pages.index: endpoint 'pages.index' has no async twin, so mode {mode} is impossible",
     )
 
 
 def test_legacy_is_fine_for_an_endpoint_without_twin() -> None:
-    declared = parse_flag_file(
-        HEAD + "  pages.index: {mode: legacy}\n", PATH, known=KNOWN, twins=TWINS
-    )
+    declared = parse_flag_file(HEAD + "  pages.index: {mode: legacy}\n", PATH, RULES)
 
     assert declared.flags["pages.index"].mode == "legacy"
 
@@ -351,7 +356,7 @@ def test_load_flag_file_reports_the_real_path(tmp_path: Path) -> None:
         match=rf"^{re.escape(str(path))}:5: appointments.list: "
         r"unknown mode 'sideways'",
     ):
-        load_flag_file(path, known=KNOWN, twins=TWINS)
+        load_flag_file(path, RULES)
 
 
 def test_a_flag_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Path) -> None:
@@ -363,7 +368,7 @@ def test_a_flag_file_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Pat
         match=rf"^{re.escape(str(path))}:5: not UTF-8 text \(byte 0xe9 at offset \d+\); "
         r"save the file as UTF-8$",
     ):
-        load_flag_file(path, known=KNOWN, twins=TWINS)
+        load_flag_file(path, RULES)
 
 
 # -- make_flag: the validation shared by the CLI, the admin API and the dashboard --------------
@@ -375,20 +380,18 @@ def test_make_flag_starts_from_its_base() -> None:
         mode="canary",
         percent=25,
         sticky_by="session",
-        compare_ignore=("$.x",),
+        compare=Compare(ignore=("$.x",)),
         guard=Guard(window_s=5.0),
     )
 
-    flag = make_flag(
-        "appointments.list", mode="canary", percent=50, base=base, known=KNOWN, twins=TWINS
-    )
+    flag = make_flag("appointments.list", mode="canary", percent=50, base=base, rules=RULES)
 
     assert flag == Flag(
         "appointments.list",
         mode="canary",
         percent=50.0,
         sticky_by="session",
-        compare_ignore=("$.x",),
+        compare=Compare(ignore=("$.x",)),
         guard=Guard(window_s=5.0),
     )
 
@@ -443,9 +446,9 @@ def test_drift_names_each_differing_runtime_field() -> None:
         "percent",
         "sticky_by",
     )
-    assert drift(Flag("appointments.list", "canary", 25, compare_ignore=("$.x",)), declared) == (
-        "compare_ignore",
-    )
+    assert drift(
+        Flag("appointments.list", "canary", 25, compare=Compare(ignore=("$.x",))), declared
+    ) == ("compare",)
 
 
 def test_effective_flag_is_the_runtime_row_else_the_declared_entry() -> None:
@@ -468,7 +471,7 @@ def test_make_flag_rounds_and_sets_sticky_by() -> None:
 
 def test_make_flag_unknown_endpoint() -> None:
     with pytest.raises(UnknownEndpoint, match=r"unknown endpoint id 'nope\.list'"):
-        make_flag("nope.list", mode="legacy", known=KNOWN)
+        make_flag("nope.list", mode="legacy", rules=RULES)
 
 
 def test_make_flag_unknown_mode() -> None:
@@ -513,12 +516,12 @@ def test_make_flag_bad_sticky_key() -> None:
 def test_make_flag_refuses_a_non_legacy_mode_without_twin() -> None:
     with pytest.raises(
         FlagError,
-        match=r"endpoint 'pages\.index' has no async twin; only mode "
-        r"legacy is possible",
+        match=r"endpoint 'pages\.index' has no async twin, so mode async is impossible "
+        r"\(only legacy can serve it\)",
     ):
-        make_flag("pages.index", mode="async", known=KNOWN, twins=TWINS)
+        make_flag("pages.index", mode="async", rules=RULES)
 
-    assert make_flag("pages.index", mode="legacy", known=KNOWN, twins=TWINS).mode == "legacy"
+    assert make_flag("pages.index", mode="legacy", rules=RULES).mode == "legacy"
 
 
 # -- fingerprints --------------------------------------------------------------------------------
@@ -560,7 +563,7 @@ def test_fingerprint_ignores_comments_and_layout() -> None:
         Flag("appointments.list", mode="canary", percent=26),
         Flag("appointments.list", mode="async", percent=25),
         Flag("appointments.list", mode="canary", percent=25, sticky_by="ip"),
-        Flag("appointments.list", mode="canary", percent=25, compare_ignore=("$.x",)),
+        Flag("appointments.list", mode="canary", percent=25, compare=Compare(ignore=("$.x",))),
         Flag("appointments.list", mode="canary", percent=25, guard=Guard(min_requests=51)),
         Flag("appointments.get", mode="canary", percent=25),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,9 @@ def test_only_streamed_responses_start_a_disconnect_watcher(
             assert client.get("/plain").status_code == 200
         assert gateway.legacy.watchers_started == 0
         assert client.get("/stream").content == b"x" * 500
+    deadline = time.monotonic() + 5  # counted once the mount's call has returned
+    while gateway.legacy.watchers_started == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert gateway.legacy.watchers_started == 1
 
 

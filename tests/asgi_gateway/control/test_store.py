@@ -14,7 +14,8 @@ from asgi_gateway.control.database import open_engine
 from asgi_gateway.control.export import export_flags
 from asgi_gateway.control.store import Change, FlagStore, etag
 from asgi_gateway.errors import FlagConflict, FlagStoreUnavailable
-from asgi_gateway.flags import Flag, FlagFile, drift, make_flag, parse_flag_file
+from asgi_gateway.flag_file import FlagFile, parse_flag_file
+from asgi_gateway.flags import Compare, EndpointRules, Flag, drift, make_flag
 from asgi_gateway.tables import audit_table
 from shared.config import Settings
 
@@ -325,8 +326,7 @@ async def test_after_canary_then_async_nothing_drifts_and_export_agrees(store: F
             "calendars.list",
             change,
             declared=file,
-            known=known,
-            twins=known,
+            rules=EndpointRules(known=known, twins=known),
             actor="ops",
             reason="round trip",
         )
@@ -344,7 +344,7 @@ async def test_export_then_parse_gives_back_every_runtime_field(store: FlagStore
         mode="canary",
         percent=12.5,
         sticky_by="header:X-Tenant",
-        compare_ignore=("$.meta.*",),
+        compare=Compare(ignore=("$.meta.*",)),
     )
     await store.set_flag(wanted, actor="ops", reason="everything at once")
 
@@ -387,8 +387,7 @@ async def test_concurrent_changes_apply_in_order_and_audit_what_each_changed(
                         "appointments.list",
                         change,
                         declared=file,
-                        known=known,
-                        twins=known,
+                        rules=EndpointRules(known=known, twins=known),
                         actor=f"caller-{i}",
                         reason=f"trial {trial}",
                     )
@@ -419,8 +418,7 @@ async def test_a_flip_with_a_stale_etag_is_refused_and_changes_nothing(store: Fl
         "appointments.list",
         Change(percent=50),
         declared=file,
-        known=known,
-        twins=known,
+        rules=EndpointRules(known=known, twins=known),
         actor="someone else",
         reason="first",
     )
@@ -431,8 +429,7 @@ async def test_a_flip_with_a_stale_etag_is_refused_and_changes_nothing(store: Fl
             "appointments.list",
             Change("async"),
             declared=file,
-            known=known,
-            twins=known,
+            rules=EndpointRules(known=known, twins=known),
             actor="me",
             reason="based on what I saw",
             expected_etag=seen,

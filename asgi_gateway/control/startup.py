@@ -1,0 +1,54 @@
+"""Starting and stopping the control plane: flag file, tables, snapshot, refresher, recorder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from asgi_gateway.control.plane import ControlPlane
+from asgi_gateway.control.refresher import FlagRefresher
+from asgi_gateway.control.store import FlagStore
+from asgi_gateway.errors import FlagStoreUnavailable
+from asgi_gateway.flag_file import load_flag_file
+from asgi_gateway.serving.options import FlagSource
+from asgi_gateway.serving.recorder import Recorder
+
+_log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def run_flags(
+    plane: ControlPlane, source: FlagSource, recorder: Recorder
+) -> AsyncIterator[None]:
+    """Read and apply the flag file, load the snapshot and keep it fresh; stop it all on exit.
+
+    Raises FlagFileError or FlagStoreUnavailable when the gateway cannot serve its flags.
+    """
+    plane.declared = load_flag_file(source.path, plane.rules)
+    engine = source.open()
+    store = plane.store = FlagStore(engine)
+    refresher: FlagRefresher | None = None
+    try:
+        await store.ensure_schema()
+        changed = await store.apply(plane.declared)
+        if changed:
+            _log.warning("applied changed flag file entries: %s", ", ".join(changed))
+        refresher = FlagRefresher(store, interval_s=source.poll_interval_s)
+        await refresher.refresh()
+        if refresher.problem is not None:
+            raise FlagStoreUnavailable(refresher.problem)
+        plane.refresher = refresher
+        refresher.start()
+        await recorder.start(engine)
+        yield
+    finally:
+        plane.refresher = None
+        if refresher is not None:
+            await refresher.stop()
+        try:
+            await recorder.stop()
+        finally:
+            plane.store = None
+            await engine.dispose()
+            source.engine = None
