@@ -102,6 +102,7 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         secret_key=settings.secret_key,
         retire_after_days=settings.retire_after_days,
         stats_retention_days=settings.stats_retention_days,
+        stats_flush_s=settings.stats_flush_s,
     )
 
 

@@ -46,6 +46,7 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     metrics_token: str | None = None
     shadow_concurrency: int = 8
+    stats_flush_s: float = 5.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,6 +106,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_header_bytes=_int(env_map, "AA_MAX_HEADER_BYTES", 64 * 1024, minimum=4096),
         metrics_token=_metrics_token(env_map),
         shadow_concurrency=_int(env_map, "AA_SHADOW_CONCURRENCY", 8, minimum=0),
+        stats_flush_s=_float(env_map, "AA_STATS_FLUSH_S", 5.0),
     )
 
 

@@ -112,6 +112,8 @@ class Gateway:
             self.registry,
             resolve=legacy_resolver(flask_app),
             retention_days=options.stats_retention_days,
+            persist_interval_s=options.stats_flush_s,
+            flush_interval_s=min(1.0, options.stats_flush_s),
         )
         self.rules = endpoint_rules(
             self.endpoints, self.routes, has_dry_run=options.dry_run is not None

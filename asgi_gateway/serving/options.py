@@ -68,6 +68,7 @@ class GatewayOptions:
     registry: CollectorRegistry | None = None
     dry_run: DryRun | None = None
     shadow_concurrency: int = 8
+    stats_flush_s: float = 5.0
     stats_retention_days: int = 7
     retire_after_days: int = 7
     extra_routes: Sequence[BaseRoute] = ()

@@ -55,3 +55,25 @@ def custom_server(
 ) -> ServerProcess:
     """The third-party test app behind `build_gateway`, in its own uvicorn process."""
     return spawn(custom_environ, app=CUSTOM_APP)
+
+
+LAB_APP = "tests.asgi_gateway.lab_app:app"
+
+
+@pytest.fixture
+def lab_environ(tmp_path: Path) -> dict[str, str]:
+    """The environment of the misbehaving-twins test app (lab_app.py)."""
+    from tests.asgi_gateway.lab_app import FLAGS as LAB_FLAGS
+
+    flags = tmp_path / "lab_flags.yaml"
+    flags.write_text(LAB_FLAGS)
+    return {
+        "LAB_FLAGS_FILE": str(flags),
+        "LAB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'lab.db'}",
+    }
+
+
+@pytest.fixture
+def lab_server(lab_environ: dict[str, str], spawn: Callable[..., ServerProcess]) -> ServerProcess:
+    """The lab app behind `build_gateway`, one worker in its own uvicorn process."""
+    return spawn(lab_environ, app=LAB_APP)
