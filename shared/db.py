@@ -62,6 +62,22 @@ def engine_for_url(
     return engine
 
 
+# PostgreSQL SQLSTATEs of a transaction that collided with another: serialization failure,
+# deadlock, lock not available.
+_CONFLICT_STATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """True for a database error that means another transaction's write got in the way."""
+    state = getattr(error, "sqlstate", None) or getattr(
+        getattr(error, "__cause__", None), "sqlstate", None
+    )
+    if state in _CONFLICT_STATES:
+        return True
+    message = str(error).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the one writer; busy_timeout makes a writer wait for the
@@ -81,6 +97,16 @@ class Database:
         self.engine = engine or create_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._pid = os.getpid()
+        # Dry runs in progress, by the id of their connection: a write conflict on one of
+        # them is noted on it (handle_error is an engine-wide hook).
+        self._dry_runs: dict[int, DryRun] = {}
+        event.listen(self.engine.sync_engine, "handle_error", self._note_conflict)
+
+    def _note_conflict(self, context: Any) -> None:
+        connection = getattr(context, "connection", None)
+        dry = self._dry_runs.get(id(connection)) if connection is not None else None
+        if dry is not None and is_write_conflict(context.original_exception):
+            dry.conflicted = True
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -112,25 +138,27 @@ class Database:
         """
         async with self.engine.connect() as conn:
             is_sqlite = conn.dialect.name == "sqlite"
-            if is_sqlite:
-                await conn.exec_driver_sql(f"PRAGMA busy_timeout={DRY_RUN_BUSY_TIMEOUT_MS}")
-            else:
+            if not is_sqlite:
                 await conn.execution_options(isolation_level="REPEATABLE READ")
             transaction = await conn.begin()
             try:
                 if is_sqlite:
-                    # pysqlite begins only before a write; begin now, and read to fix the
+                    # Give up at once on a busy database rather than queue behind a writer;
+                    # pysqlite begins only before a write: begin now, and read to fix the
                     # WAL snapshot this transaction sees.
+                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={DRY_RUN_BUSY_TIMEOUT_MS}")
                     await conn.exec_driver_sql("BEGIN")
                     await conn.execute(text("SELECT count(*) FROM sqlite_master"))
                 else:
                     await conn.execute(text("SELECT 1"))  # takes the snapshot
                 dry = DryRun(conn)
+                self._dry_runs[id(conn.sync_connection)] = dry
                 token = enter_dry_run(dry)
                 try:
                     yield dry
                 finally:
                     leave_dry_run(token)
+                    self._dry_runs.pop(id(conn.sync_connection), None)
             finally:
                 await transaction.rollback()
                 if is_sqlite:

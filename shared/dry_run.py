@@ -13,7 +13,8 @@ of the data, so the twin sees the data as the real request saw it:
   short busy timeout keeps the dry run from queueing; while it holds the lock, a real write
   waits at most for the rest of the dry run (bounded by the shadow timeout).
 
-Either way, everything is rolled back when the block ends.
+Either way, everything is rolled back when the block ends, and a dry run whose write
+collided with the real one says so (`conflicted`): its answer is not compared.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class DryRun:
 
     connection: AsyncConnection
     remote_writes: list[dict[str, Any]] = field(default_factory=list)
+    # Set when a write collided with the real request's (the dry run could not do the same).
+    conflicted: bool = False
 
     def record_remote_write(self, provider: str, action: str, target: str, body: Any) -> str:
         """Note a remote write that a dry run does not make; returns a stand-in id for it."""

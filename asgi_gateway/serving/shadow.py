@@ -3,7 +3,9 @@
 The client's answer never waits for the twin. A safe request's twin starts once legacy's
 answer has been sent; a write's twin (only with `shadow: {writes: dry_run}`) runs inside the
 app's dry-run hook, entered before legacy is dispatched so the twin sees the data as legacy
-saw it, and always rolled back. At most `concurrency` twins run at once per process; past
+saw it, and always rolled back; a hook whose object says `conflicted` (the dry run's write
+collided with the real one) makes the comparison count as skipped. At most `concurrency`
+twins run at once per process; past
 that, comparisons are skipped (and counted), never queued behind client traffic.
 """
 
@@ -240,10 +242,14 @@ class ShadowRunner:
         endpoint = compiled.flag.endpoint
         assert self.dry_run is not None
         try:
-            async with self.dry_run(twin_scope):
+            async with self.dry_run(twin_scope) as handle:
                 pinned.set()
                 result = await self._run_twin(twin_scope, route, compiled, body)
             await legacy_done
+            if getattr(handle, "conflicted", False):
+                # The dry run's write collided with the real one: nothing to compare.
+                self.findings.shadow_result(endpoint, "skipped")
+                return
             if isinstance(result, str):
                 self.findings.shadow_result(endpoint, result)
                 return
