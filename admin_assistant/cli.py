@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
-from shared.config import load_settings
-from shared.errors import AppError
+from shared.config import Settings, load_settings
+from shared.db import describe_outage, unavailable_error
+from shared.errors import AppError, ConfigError
 from shared.runtime import Runtime
 from shared.validation import parse_instant
 
@@ -27,10 +29,15 @@ _log = logging.getLogger("admin_assistant")
 
 
 def _execute(command: Callable[[Runtime], Awaitable[T]]) -> T:
-    """Run one command's coroutine on a fresh loop with its own Runtime; exit 1 on a known error."""
+    """Run one command's coroutine on a fresh loop with its own Runtime; exit 1 on a known error.
+
+    A bad setting or an unreachable database ends the command with one sentence on stderr
+    (naming the variable, or the database's host and port, never its password).
+    """
+    settings = _settings()
 
     async def main() -> T:
-        runtime = Runtime(load_settings())
+        runtime = Runtime(settings)
         try:
             return await command(runtime)
         finally:
@@ -39,10 +46,27 @@ def _execute(command: Callable[[Runtime], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except AppError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        for detail in exc.details:
-            click.echo(f"  {detail.get('field', '')}: {detail.get('message', '')}", err=True)
+        _fail(exc)
+    except Exception as exc:
+        if unavailable_error(exc) is None:
+            raise
+        click.echo(f"error: {describe_outage(exc, settings.database_url)}", err=True)
         sys.exit(1)
+
+
+def _settings() -> Settings:
+    """The process settings, or exit 1 with the variable's problem in one sentence."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _fail(exc)
+
+
+def _fail(exc: AppError) -> NoReturn:
+    click.echo(f"error: {exc.message}", err=True)
+    for detail in exc.details:
+        click.echo(f"  {detail.get('field', '')}: {detail.get('message', '')}", err=True)
+    sys.exit(1)
 
 
 @click.group()
@@ -61,20 +85,19 @@ def main(verbose: bool) -> None:
 @click.option("--workers", default=1, show_default=True, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the gateway (legacy Flask app plus async endpoints) with uvicorn."""
-    import os
-    import shutil
-
     import uvicorn
 
-    settings = load_settings()  # fail fast, before starting workers, on a bad setting
-    # Workers share Prometheus metrics through files in one directory, wiped per run
-    # (prometheus_client's multiprocess mode); set before any worker imports the client.
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if metrics_dir is None:
-        metrics_dir = str(settings.var_dir / "prometheus")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    os.makedirs(metrics_dir, exist_ok=True)
+    from admin_assistant.metrics_dir import MetricsDirError, prepare_metrics_dir
+
+    # Fail fast, before starting workers: a bad setting or an unreachable database is one
+    # sentence on stderr, not a traceback per worker.
+    settings = _settings()
+    _execute(lambda runtime: runtime.db.ping())
+    try:
+        prepare_metrics_dir(os.environ, settings.var_dir)
+    except MetricsDirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     uvicorn.run(
         "asgi_gateway.app:app",
         host=host,
@@ -87,8 +110,11 @@ def serve(host: str, port: int, workers: int) -> None:
 
 def _register_subcommands() -> None:
     from admin_assistant.flags_cli import flags
+    from admin_assistant.users_cli import tokens, users
 
     main.add_command(flags)
+    main.add_command(users)
+    main.add_command(tokens)
 
 
 # -- db ----------------------------------------------------------------------------------------
@@ -123,48 +149,6 @@ def db_seed(demo: bool) -> None:
         click.echo(f"{state}; sign in as {login.email} / {login.password}")
 
     _execute(command)
-
-
-# -- users and tokens --------------------------------------------------------------------------
-
-
-@main.group()
-def users() -> None:
-    """User accounts."""
-
-
-@users.command("create")
-@click.argument("email")
-@click.option("--password", required=True, help="At least 8 characters.")
-@click.option("--name", default="")
-@click.option("--admin", is_flag=True, help="Give the user admin rights.")
-def users_create(email: str, password: str, name: str, admin: bool) -> None:
-    """Create a user."""
-
-    async def command(runtime: Runtime) -> None:
-        user = await runtime.services.users.create(email, password, name=name, is_admin=admin)
-        click.echo(f"created user {user['id']} {user['email']}{' (admin)' if admin else ''}")
-
-    _execute(command)
-
-
-@main.group()
-def tokens() -> None:
-    """API tokens."""
-
-
-@tokens.command("create")
-@click.option("--user", "email", required=True, help="Email of the token's owner.")
-@click.option("--name", default="", help="A label for the token.")
-def tokens_create(email: str, name: str) -> None:
-    """Issue an API token; it is printed once, alone on the last line."""
-
-    async def command(runtime: Runtime) -> str:
-        return await runtime.services.users.create_token(email, name=name)
-
-    token = _execute(command)
-    click.echo("store this token now; it cannot be shown again:", err=True)
-    click.echo(token)
 
 
 # -- archive -----------------------------------------------------------------------------------

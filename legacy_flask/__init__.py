@@ -13,6 +13,7 @@ from flask import Flask
 from shared import bridge
 from shared.config import Settings, load_settings
 from shared.runtime import Runtime
+from shared.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S
 
 __all__ = ["LegacyFlask", "create_app", "install_runtime"]
 
@@ -58,11 +59,11 @@ def create_app(
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        SESSION_COOKIE_NAME="aa_session",
+        SESSION_COOKIE_NAME=SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
-        PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=SESSION_MAX_AGE_S),
         # The async side cannot re-sign the cookie on each request; a session lasts seven
         # days from sign-in on both backends, rather than sliding on one of them only.
         SESSION_REFRESH_EACH_REQUEST=False,
@@ -72,6 +73,9 @@ def create_app(
     if config:
         app.config.update(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    from legacy_flask.sessions import SharedSessionInterface
+
+    app.session_interface = SharedSessionInterface()
     if runtime is not None:
         install_runtime(app, runtime)
 
@@ -84,6 +88,7 @@ def create_app(
         calendars,
         health,
         pages,
+        tokens,
     )
 
     api.register_error_handlers(app)
@@ -93,6 +98,7 @@ def create_app(
         appointments.bp,
         archive_configs.bp,
         archive.bp,
+        tokens.bp,
         health.bp,
         pages.bp,
     ):

@@ -42,6 +42,9 @@ class Settings:
     retire_after_days: int
     stats_retention_days: int
     auth_cache_s: float = 5.0
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 50
+    login_failure_window_s: int = 900
 
     @property
     def is_sqlite(self) -> bool:
@@ -97,6 +100,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retire_after_days=_int(env_map, "AA_RETIRE_AFTER_DAYS", 7, minimum=1),
         stats_retention_days=_int(env_map, "AA_STATS_RETENTION_DAYS", 7, minimum=7),
         auth_cache_s=_float(env_map, "AA_AUTH_CACHE_S", 5.0, allow_zero=True),
+        login_failures_per_account=_int(env_map, "AA_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1),
+        login_failures_per_address=_int(env_map, "AA_LOGIN_FAILURES_PER_ADDRESS", 50, minimum=1),
+        login_failure_window_s=_int(env_map, "AA_LOGIN_FAILURE_WINDOW_S", 900, minimum=1),
     )
 
 
@@ -116,31 +122,59 @@ def normalize_database_url(url: str) -> str:
     )
 
 
+MIN_SECRET_LENGTH = 16
+
+
 def _secret_key(environ: Mapping[str, str], env: str, var_dir: Path) -> str:
     key = environ.get("AA_SECRET_KEY")
-    if key:
-        if len(key) < 16:
-            raise ConfigError("AA_SECRET_KEY is too short (use at least 16 random characters)")
-        return key
+    if key is not None and key != "":
+        return _checked_secret(key, "AA_SECRET_KEY")
     if env == "production":
-        raise ConfigError("AA_SECRET_KEY is required when AA_ENV=production")
+        raise ConfigError(
+            "AA_SECRET_KEY is required when AA_ENV=production "
+            f"(set it to at least {MIN_SECRET_LENGTH} random characters)"
+        )
     # Development: generate once and keep it, so sessions survive restarts and every
     # worker of the process group signs cookies with the same key.
     path = var_dir / "secret_key"
     try:
-        return path.read_text().strip()
+        return _checked_secret(path.read_text(), str(path))
     except FileNotFoundError:
         pass
     var_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker won the race; use its key
-        return path.read_text().strip()
+    # Written whole under another name, then linked into place: a worker racing us sees
+    # either no file or the complete key, never an empty file.
+    draft = var_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
+    try:
+        os.link(draft, path)
+    except FileExistsError:  # another worker won the race; use its key
+        return _checked_secret(path.read_text(), str(path))
+    finally:
+        draft.unlink()
     _log.warning("AA_SECRET_KEY is not set; generated a development key in %s", path)
     return key
+
+
+def _checked_secret(key: str, source: str) -> str:
+    """`key` without surrounding whitespace; ConfigError when blank or too short."""
+    stripped = key.strip()
+    is_file = source != "AA_SECRET_KEY"
+    if not stripped:
+        raise ConfigError(
+            f"{source} is empty or only whitespace: a secret key must be at least "
+            f"{MIN_SECRET_LENGTH} random characters"
+            + (" (delete the file to have a new one generated)" if is_file else "")
+        )
+    if len(stripped) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"{source} is too short ({len(stripped)} characters; use at least "
+            f"{MIN_SECRET_LENGTH} random characters)"
+        )
+    return stripped if is_file else key
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

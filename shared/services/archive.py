@@ -89,6 +89,15 @@ class ArchiveService:
     ) -> dict[str, Any]:
         async with self.db.session() as session:
             config = await self._owned_config(session, actor, config_id)
+            if "source_calendar_id" in values or "archive_calendar_id" in values:
+                # Checked before the row changes: a lookup would otherwise autoflush a row
+                # pointing at a calendar that does not exist (an IntegrityError, a 500).
+                await self._check_calendars(
+                    session,
+                    actor,
+                    values.get("source_calendar_id", config.source_calendar_id),
+                    values.get("archive_calendar_id", config.archive_calendar_id),
+                )
             for key, value in values.items():
                 setattr(config, key, value)
             if config.source_calendar_id == config.archive_calendar_id:
@@ -100,10 +109,6 @@ class ArchiveService:
                             "message": "must differ from source_calendar_id",
                         }
                     ],
-                )
-            if "source_calendar_id" in values or "archive_calendar_id" in values:
-                await self._check_calendars(
-                    session, actor, config.source_calendar_id, config.archive_calendar_id
                 )
             await session.flush()
             return archive_config_json(config)

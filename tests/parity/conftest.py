@@ -49,6 +49,16 @@ from tests.parity._contract import BACKENDS, Backend, Call, Case, Exchange, Run,
 _CLOCK_COLUMNS = frozenset(
     {"created_at", "updated_at", "last_used_at", "started_at", "finished_at", "duration_ms"}
 )
+# Columns of random values (salted hashes): equal inputs give different values per run.
+_RANDOM_COLUMNS = frozenset({"password_hash", "token_hash"})
+# Columns set from the clock when something happens: compared as "set or not".
+_EVENT_COLUMNS = frozenset({"revoked_at", "expires_at", "disabled_at"})
+# Session ids are random and each server signed its own people in: compare who and whether
+# revoked, in the order they were created.
+_SESSIONS = (
+    "SELECT user_id, revoked_at IS NOT NULL AS revoked FROM user_sessions "
+    "ORDER BY created_at, user_id"
+)
 _STATE_TABLES = (
     "users",
     "api_tokens",
@@ -86,9 +96,15 @@ def database_state(path: Path) -> dict[str, list[dict[str, Any]]]:
             cursor = conn.execute(f"SELECT * FROM {table} ORDER BY id")
             names = [column[0] for column in cursor.description]
             state[table] = [
-                {k: v for k, v in zip(names, row, strict=True) if k not in _CLOCK_COLUMNS}
+                {
+                    k: (v is not None) if k in _EVENT_COLUMNS else v
+                    for k, v in zip(names, row, strict=True)
+                    if k not in _CLOCK_COLUMNS and k not in _RANDOM_COLUMNS
+                }
                 for row in cursor.fetchall()
             ]
+        cursor = conn.execute(_SESSIONS)
+        state["user_sessions"] = [dict(zip(("user_id", "revoked"), r, strict=True)) for r in cursor]
     return state
 
 
