@@ -8,7 +8,12 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
+from urllib.parse import urlsplit
+
+from flask import Flask, redirect
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.sansio.response import Response as BaseResponse
 
 from shared import bridge
 from shared.config import Settings, load_settings
@@ -33,6 +38,26 @@ class LegacyFlask(Flask):
             return bridge.run(func(*args, **kwargs))
 
         return run_on_bridge
+
+    def handle_http_exception(self, e: HTTPException) -> HTTPException | BaseResponse:
+        """Routing redirects (merged slashes) point at a path of this site, never at `Host`.
+
+        Werkzeug builds their Location from the request's Host header, which the client
+        chooses: `GET //x` with `Host: evil.example` redirected to http://evil.example/x.
+        """
+        if isinstance(e, RequestRedirect):
+            return same_site_redirect(e.new_url, e.code)
+        return super().handle_http_exception(e)
+
+
+def same_site_redirect(url: str, status: int) -> BaseResponse:
+    """A redirect to the path and query of `url` only (scheme and host dropped)."""
+    target = urlsplit(url)
+    # A path starting with '//' would be read as another host ("scheme-relative").
+    location = "/" + target.path.lstrip("/")
+    if target.query:
+        location += "?" + target.query
+    return redirect(location, status)
 
 
 def create_app(

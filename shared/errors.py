@@ -104,6 +104,13 @@ class ProviderError(AppError):
     code = "provider_unavailable"
 
 
+class RemoteCalendarNotFound(ProviderError):
+    """The remote calendar is not in the owner's mailbox (or no longer exists): refused."""
+
+    status = 403
+    code = "forbidden"
+
+
 class ProviderTimeout(ProviderError):
     status = 504
     code = "provider_timeout"

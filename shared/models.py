@@ -76,6 +76,11 @@ class User(Base):
     def is_disabled(self) -> bool:
         return self.disabled_at is not None
 
+    @property
+    def calendar_mailbox(self) -> str:
+        """The mailbox whose remote calendars this user may reach."""
+        return self.mailbox or self.email
+
 
 class UserSession(Base):
     """A signed-in browser session; the signed cookie names it, the row keeps it revocable."""

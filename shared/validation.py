@@ -263,6 +263,16 @@ def provider_id(value: Any) -> str:
     return value
 
 
+def is_provider_id(value: str) -> bool:
+    """True when `value` is a well-formed remote calendar id (see `provider_id`)."""
+    return len(value) <= PROVIDER_ID_MAX and _PROVIDER_ID.fullmatch(value) is not None
+
+
+def is_mailbox(value: str) -> bool:
+    """True when `value` is a mailbox address safe to place in a remote URL."""
+    return len(value) <= MAILBOX_MAX and _MAILBOX.fullmatch(value) is not None
+
+
 def check_mailbox(value: Any) -> str:
     """A mailbox address (user@example.com) safe to place in a remote URL; 422 otherwise."""
     if not isinstance(value, str) or len(value) > MAILBOX_MAX or not _MAILBOX.fullmatch(value):

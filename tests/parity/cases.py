@@ -23,6 +23,7 @@ from tests.parity._seed import (
     BOB_ARCHIVE,
     BOB_CONFIG,
     BOB_ONE,
+    BOB_REMOTE_ID,
     BOB_WORK,
     DOCTOR,
     NEXT_APPOINTMENT,
@@ -663,8 +664,13 @@ case("calendars.remote_events", "not found", get(events(999), "start=2026-05-01&
 case("calendars.remote_events", "not found beats a bad query", get(events(999)))
 case(
     "calendars.remote_events",
-    "provider not configured",
-    get(events(REMOTE), "start=2026-05-01&end=2026-05-31"),
+    "graph calendar in the owner's mailbox",
+    get(events(REMOTE), "start=2026-05-01&end=2026-05-31&tz=Europe/Berlin"),
+)
+case(
+    "calendars.remote_events",
+    "admin reads a graph calendar through its owner's mailbox",
+    get(events(REMOTE), "start=2026-05-01&end=2026-05-31", "admin"),
 )
 case(
     "calendars.remote_events",
@@ -1413,4 +1419,109 @@ case(
     "tokens.delete",
     "non-numeric id never reaches a twin",
     dataclasses.replace(delete(f"{TOKENS}/abc"), served_by="legacy"),
+)
+
+# -- remote calendars are bound to their owner's mailbox ---------------------------------------
+
+case(
+    "calendars.create",
+    "graph calendar of another mailbox",
+    post(
+        CALENDARS,
+        {"name": "Bob's", "role": "source", "provider": "graph", "provider_id": BOB_REMOTE_ID},
+    ),
+    readback=[get(CALENDARS, "per_page=200", "admin")],
+)
+case(
+    "calendars.create",
+    "graph calendar of nobody",
+    post(
+        CALENDARS,
+        {"name": "Gone", "role": "source", "provider": "graph", "provider_id": "AAMk-none"},
+    ),
+)
+case(
+    "calendars.create",
+    "admin and a user's remote calendar",
+    post(
+        CALENDARS,
+        {"name": "Ops", "role": "source", "provider": "graph", "provider_id": "AAMk-1"},
+        "admin",
+    ),
+)
+case(
+    "calendars.create",
+    "graph id holding a slash, plus and equals",
+    post(
+        CALENDARS,
+        {"name": "Odd", "role": "source", "provider": "graph", "provider_id": "AAMk/with+slash="},
+    ),
+    readback=[get(cal(8))],
+)
+for _bad_id in (
+    "..",
+    "../AAMk-bob",
+    ".",
+    "AAMk-1/..",
+    "%2e%2e",
+    "AAMk-1?x=1",
+    "AAMk-1#x",
+    " AAMk-1",
+    "AAMk\t1",
+    "x" * 301,
+    "",
+):
+    case(
+        "calendars.create",
+        f"provider id {_bad_id[:20]!r}",
+        post(
+            CALENDARS,
+            {"name": "Bad", "role": "source", "provider": "graph", "provider_id": _bad_id},
+        ),
+    )
+case(
+    "calendars.update",
+    "re-point at another mailbox's calendar",
+    patch(cal(REMOTE), {"provider_id": BOB_REMOTE_ID}),
+    readback=[get(cal(REMOTE))],
+)
+case(
+    "calendars.update",
+    "turn a local calendar into another mailbox's",
+    patch(cal(WORK), {"provider": "graph", "provider_id": BOB_REMOTE_ID}),
+    readback=[get(cal(WORK))],
+)
+case(
+    "calendars.update",
+    "traversal in the provider id",
+    patch(cal(REMOTE), {"provider_id": "../../users/bob@example.com/calendars/AAMk-bob"}),
+)
+case(
+    "calendars.update",
+    "rename a graph calendar without re-checking it",
+    patch(cal(REMOTE), {"name": "Still remote"}),
+)
+
+# -- one reading of the session cookie on both backends ----------------------------------------
+
+case(
+    "auth.me",
+    "two different session cookies are no session at all",
+    get(ME, who="anonymous", headers=[("Cookie", "{alice_cookie}; {admin_cookie}")]),
+    get(ME, who="anonymous", headers=[("Cookie", "{admin_cookie}; other=1; {alice_cookie}")]),
+)
+case(
+    "auth.me",
+    "the same session cookie twice is that session",
+    get(ME, who="anonymous", headers=[("Cookie", "{alice_cookie}; {alice_cookie}")]),
+)
+case(
+    "auth.me",
+    "a forged second session cookie spoils the real one",
+    get(ME, who="anonymous", headers=[("Cookie", "{alice_cookie}; aa_session=eyJ4IjoxfQ.x.y")]),
+)
+case(
+    "auth.me",
+    "an empty session cookie beside a real one",
+    get(ME, who="anonymous", headers=[("Cookie", "aa_session=; {alice_cookie}")]),
 )

@@ -42,6 +42,7 @@ from shared.auth import Actor
 from shared.config import load_settings
 from shared.runtime import Runtime
 from tests.conftest import Person, ServerProcess, create_person, make_environ
+from tests.fakes.graph_server import FakeGraphServer
 from tests.parity import _seed
 from tests.parity._contract import BACKENDS, Backend, Call, Case, Exchange, Run, decode_body, other
 
@@ -161,9 +162,11 @@ class World:
 
     def _send(self, server: BackendServer, call: Call, expected: Backend) -> Exchange:
         headers = self._credentials(server, call)
-        for name, value in call.headers:  # "{alice}" stands for alice's API token
-            for who, person in self.people.items():
+        for name, value in call.headers:  # "{alice}" stands for alice's API token,
+            for who, person in self.people.items():  # "{alice_cookie}" for her session cookie
                 value = value.replace(f"{{{who}}}", person.token)
+            for who, cookie in server.cookies.items():
+                value = value.replace(f"{{{who}}}", cookie)
             headers[name] = value
         content: Any = call.body
         if call.chunked and call.body is not None:
@@ -220,9 +223,9 @@ def _login(process: ServerProcess, person: Person) -> str:
     return f"aa_session={cookie}"
 
 
-def _seed_database(root: Path, template: Path) -> tuple[Path, dict[str, Person]]:
+def _seed_database(root: Path, template: Path, graph_url: str) -> tuple[Path, dict[str, Person]]:
     shutil.copy(template, root / "app.db")
-    runtime = Runtime(load_settings(make_environ(root)))
+    runtime = Runtime(load_settings(make_environ(root, AA_GRAPH_URL=graph_url)))
     try:
         people = {
             who: create_person(runtime, email, is_admin=who == "admin")
@@ -238,13 +241,20 @@ def _seed_database(root: Path, template: Path) -> tuple[Path, dict[str, Person]]
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[World]:
-    """Seed once, then one gateway per backend over its own copy of the seeded database."""
-    seeded, people = _seed_database(tmp_path_factory.mktemp("parity-seed"), sqlite_template)
+    """Seed once, then one gateway per backend over its own copy of the seeded database.
+
+    Both share one fake Graph API (read only by the cases: calendars are looked up and
+    listed, never written), whose mailboxes hold the remote calendars of _seed.py.
+    """
+    graph = _seed.remote_calendars(FakeGraphServer()).start()
+    seeded, people = _seed_database(
+        tmp_path_factory.mktemp("parity-seed"), sqlite_template, graph.url
+    )
     servers: dict[Backend, BackendServer] = {}
     try:
         for backend in BACKENDS:
             root = tmp_path_factory.mktemp(f"parity-{backend}")
-            environ = make_environ(root)
+            environ = make_environ(root, AA_GRAPH_URL=graph.url)
             copy_database(seeded, root / "app.db")
             Path(environ["AA_FLAGS_FILE"]).write_text(flags_yaml(backend))
             process = ServerProcess(environ, root / "server.log")
@@ -271,3 +281,4 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
         for server in servers.values():
             server.client.close()
             server.process.stop()
+        graph.stop()

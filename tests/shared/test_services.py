@@ -21,6 +21,7 @@ from shared.models import (
     ApiToken,
     Appointment,
     ArchiveConfiguration,
+    Calendar,
     User,
     utcnow,
 )
@@ -64,6 +65,15 @@ async def make_calendar(
         actor, {"name": name, "role": role, "provider": "local", **extra}
     )
     return int(calendar["id"])
+
+
+async def insert_calendar(runtime: Runtime, actor: Actor, name: str, **values: Any) -> int:
+    """A calendar row written directly, as one stored before remote calendars were checked."""
+    async with runtime.db.session() as session:
+        row = await CalendarRepository(session).add(
+            Calendar(owner_id=actor.user_id, name=name, role="source", **values)
+        )
+        return row.id
 
 
 async def make_appointment(
@@ -320,7 +330,9 @@ async def test_a_calendar_used_by_a_configuration_cannot_be_deleted(domain: Runt
 
 async def test_a_graph_calendar_cannot_lose_its_provider_id(domain: Runtime) -> None:
     alice = await make_actor(domain, "alice@example.com")
-    calendar_id = await make_calendar(domain, alice, provider="graph", provider_id="AAMk-1")
+    calendar_id = await insert_calendar(
+        domain, alice, "Work", provider="graph", provider_id="AAMk-1"
+    )
     with pytest.raises(ValidationFailed, match="check provider_id"):
         await domain.services.calendars.update(alice, calendar_id, {"provider_id": None})
     assert (await domain.services.calendars.get(alice, calendar_id))["provider_id"] == "AAMk-1"
@@ -637,7 +649,7 @@ async def test_a_run_refuses_a_window_that_ends_before_it_starts(domain: Runtime
 
 async def test_a_provider_failure_is_logged_as_a_failed_run(domain: Runtime) -> None:
     alice = await make_actor(domain, "alice@example.com")
-    remote = await make_calendar(domain, alice, "Remote", provider="graph", provider_id="AAMk")
+    remote = await insert_calendar(domain, alice, "Remote", provider="graph", provider_id="AAMk")
     archive = await make_calendar(domain, alice, "Archive", "archive")
     config_id = await make_config(domain, alice, remote, archive)
     with pytest.raises(ProviderError, match="AA_GRAPH_URL is not set"):
