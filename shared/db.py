@@ -207,14 +207,12 @@ class Database:
             async with self.engine.connect() as conn:
                 await conn.execute(text(statement))
         except Exception as error:
-            unavailable = unavailable_error(error, self.settings.database_url)
-            if unavailable is None:
+            if not _is_outage(error):
                 raise
-            unavailable.message = (
-                f"{describe_database(self.settings.database_url)} is unavailable: {_reason(error)}"
-            )
-            unavailable.args = (unavailable.message,)
-            raise unavailable from error
+            raise DatabaseUnavailable(
+                describe_outage(error, self.settings.database_url),
+                retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+            ) from error
 
     async def dispose(self) -> None:
         """Close every pooled connection; await it on the loop the engine ran on."""
