@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from typing import Any
-
 from urllib.parse import urlsplit
 
 from flask import Flask, redirect
