@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import (
@@ -75,6 +75,14 @@ class SessionRepository:
         self.session.add(row)
         await self.session.flush()
         return row
+
+    async def prune(self, user_id: int, before: datetime) -> None:
+        """Delete `user_id`'s sessions started before `before` (expired whatever their state)."""
+        await self.session.execute(
+            delete(UserSession).where(
+                UserSession.user_id == user_id, UserSession.created_at < before
+            )
+        )
 
     async def revoke(self, sid: str, at: datetime) -> None:
         await self.session.execute(

@@ -202,12 +202,17 @@ class UserService:
             await self._hash(password) if self.passwords.needs_rehash(user.password_hash) else None
         )
         sid = secrets.token_urlsafe(32)
+        now = utcnow()
         async with self.db.session() as session:
             if rehashed is not None:
                 stored = await UserRepository(session).get(user.id)
                 if stored is not None:
                     stored.password_hash = rehashed
-            await SessionRepository(session).add(UserSession(id=sid, user_id=user.id))
+            sessions = SessionRepository(session)
+            # The user's sessions past their lifetime can never be used again: drop them here,
+            # so the table holds live sessions and a week of history, not every sign-in ever.
+            await sessions.prune(user.id, now - timedelta(seconds=SESSION_MAX_AGE_S))
+            await sessions.add(UserSession(id=sid, user_id=user.id, created_at=now))
         return SignIn(actor_of(user), sid)
 
     async def _check_password(self, email: str, password: str, address: str | None) -> User:
@@ -264,6 +269,7 @@ class UserService:
                 "invalid password change: check current_password",
                 details=[{"field": "current_password", "message": "is not your password"}],
             )
+        self.throttle.succeeded(actor.email)
         _check_new_password(new, "new_password")
         password_hash = await self._hash(new)
         async with self.db.session() as session:

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from shared.auth import _DUMMY_HASH, Actor, Passwords, hash_scrypt
 from shared.config import load_settings
 from shared.errors import NotFound, TooManyRequests, Unauthorized, ValidationFailed
-from shared.models import ApiToken, User, utcnow
+from shared.models import ApiToken, User, UserSession, utcnow
 from shared.runtime import Runtime
 from shared.services.users import ActorCache, UserService
 from shared.sessions import SessionIdentity
@@ -409,3 +409,23 @@ async def test_a_token_lifetime_must_be_positive_and_bounded(domain: Runtime) ->
     for lifetime in (timedelta(0), timedelta(days=-1), timedelta(days=3651)):
         with pytest.raises(ValidationFailed, match="check expires_in"):
             await domain.services.tokens.create(alice.email, expires_in=lifetime)
+
+
+async def test_signing_in_drops_the_users_sessions_past_their_lifetime(domain: Runtime) -> None:
+    alice = await user(domain)
+    old = await signed_in(domain)
+    recent = await signed_in(domain)
+    async with domain.db.session() as session:
+        await session.execute(
+            update(UserSession)
+            .where(UserSession.id == old.sid)
+            .values(created_at=utcnow() - timedelta(days=8))
+        )
+    assert await domain.services.users.resolve(None, old) is None  # expired already
+
+    await signed_in(domain)
+
+    async with domain.db.read_session() as session:
+        left = set(await session.scalars(select(UserSession.id)))
+    assert old.sid not in left and recent.sid in left and len(left) == 2
+    assert await domain.services.users.resolve(None, recent) == alice
