@@ -35,6 +35,7 @@ _WRONG_CREDENTIALS = "wrong email or password"
 
 
 def actor_of(user: User) -> Actor:
+    """The Actor a user acts as (what requests and commands carry, never the row itself)."""
     return Actor(user_id=user.id, email=user.email, is_admin=user.is_admin, name=user.name)
 
 
