@@ -8,18 +8,19 @@ the same loop before the loop closes. Errors go to stderr with a non-zero exit s
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
-from admin_assistant.runner import run_command
-from shared.config import load_settings
+from admin_assistant.runner import command_settings, run_command
 from shared.runtime import Runtime
 from shared.validation import parse_instant
 
+T = TypeVar("T")
 _log = logging.getLogger("admin_assistant")
 
 
@@ -39,20 +40,19 @@ def main(verbose: bool) -> None:
 @click.option("--workers", default=1, show_default=True, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the gateway (legacy Flask app plus async endpoints) with uvicorn."""
-    import os
-    import shutil
-
     import uvicorn
 
-    settings = load_settings()  # fail fast, before starting workers, on a bad setting
-    # Workers share Prometheus metrics through files in one directory, wiped per run
-    # (prometheus_client's multiprocess mode); set before any worker imports the client.
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if metrics_dir is None:
-        metrics_dir = str(settings.var_dir / "prometheus")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    os.makedirs(metrics_dir, exist_ok=True)
+    from admin_assistant.metrics_dir import MetricsDirError, prepare_metrics_dir
+
+    # Fail fast, before starting workers: a bad setting or an unreachable database is one
+    # sentence on stderr, not a traceback per worker.
+    settings = command_settings()
+    run_command(lambda runtime: runtime.db.ping())
+    try:
+        prepare_metrics_dir(os.environ, settings.var_dir)
+    except MetricsDirError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     from asgi_gateway.serving.http_limits import HTTP_PROTOCOL
 
     uvicorn.run(
@@ -70,8 +70,11 @@ def serve(host: str, port: int, workers: int) -> None:
 
 def _register_subcommands() -> None:
     from admin_assistant.flags_cli import flags
+    from admin_assistant.users_cli import tokens, users
 
     main.add_command(flags)
+    main.add_command(users)
+    main.add_command(tokens)
 
 
 # -- db ----------------------------------------------------------------------------------------
@@ -106,48 +109,6 @@ def db_seed(demo: bool) -> None:
         click.echo(f"{state}; sign in as {login.email} / {login.password}")
 
     run_command(command)
-
-
-# -- users and tokens --------------------------------------------------------------------------
-
-
-@main.group()
-def users() -> None:
-    """User accounts."""
-
-
-@users.command("create")
-@click.argument("email")
-@click.option("--password", required=True, help="At least 8 characters.")
-@click.option("--name", default="")
-@click.option("--admin", is_flag=True, help="Give the user admin rights.")
-def users_create(email: str, password: str, name: str, admin: bool) -> None:
-    """Create a user."""
-
-    async def command(runtime: Runtime) -> None:
-        user = await runtime.services.users.create(email, password, name=name, is_admin=admin)
-        click.echo(f"created user {user['id']} {user['email']}{' (admin)' if admin else ''}")
-
-    run_command(command)
-
-
-@main.group()
-def tokens() -> None:
-    """API tokens."""
-
-
-@tokens.command("create")
-@click.option("--user", "email", required=True, help="Email of the token's owner.")
-@click.option("--name", default="", help="A label for the token.")
-def tokens_create(email: str, name: str) -> None:
-    """Issue an API token; it is printed once, alone on the last line."""
-
-    async def command(runtime: Runtime) -> str:
-        return await runtime.services.users.create_token(email, name=name)
-
-    token = run_command(command)
-    click.echo("store this token now; it cannot be shown again:", err=True)
-    click.echo(token)
 
 
 # -- archive -----------------------------------------------------------------------------------

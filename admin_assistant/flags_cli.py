@@ -17,7 +17,7 @@ from asgi_gateway.control.stats import shadow_report
 from asgi_gateway.control.store import Change, FlagStore, describe
 from asgi_gateway.errors import FlagConflict, FlagError, FlagFileError, FlagStoreUnavailable
 from asgi_gateway.flag_file import FlagFile, decode_flag_text, load_flag_file, parse_flag_file
-from asgi_gateway.flags import EndpointRules, drift, effective_flag, parse_duration_s
+from asgi_gateway.flags import EndpointRules, Flag, drift, effective_flag, parse_duration_s
 from shared.runtime import Runtime
 
 
@@ -168,12 +168,11 @@ def flags_history(endpoint: str | None, limit: int) -> None:
 
     async def command(runtime: Runtime, store: FlagStore) -> None:
         for entry in await store.history(endpoint, limit=limit):
-            before = entry.before or {}
-            after = entry.after or {}
+            before = describe(Flag.from_dict(entry.before)) if entry.before else "-"
+            after = describe(Flag.from_dict(entry.after)) if entry.after else "-"
             click.echo(
                 f"{entry.created_at:%Y-%m-%d %H:%M:%S} {entry.endpoint} {entry.action} by "
-                f"{entry.actor}: {before.get('mode', '-')} {before.get('percent', '')} -> "
-                f"{after.get('mode', '-')} {after.get('percent', '')} ({entry.reason})"
+                f"{entry.actor}: {before} -> {after} ({entry.reason})"
             )
 
     _run(command)

@@ -9,24 +9,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
 
 from asgi_gateway.endpoints import routes
-from asgi_gateway.endpoints._http import current_actor
+from asgi_gateway.endpoints._http import cookie_header, current_actor
 from asgi_gateway.flags import EndpointRules
 from asgi_gateway.serving.build import build_gateway
 from asgi_gateway.serving.gateway import Gateway
-from asgi_gateway.serving.identity import InvalidCredentials, Principal
+from asgi_gateway.serving.identity import InvalidCredentials, Principal, bearer_key
 from asgi_gateway.serving.options import FlagSource
 from asgi_gateway.serving.routing import check_twins, endpoint_rules
 from legacy_flask import create_app, install_runtime
 from shared import bridge
 from shared.config import Settings, load_settings
-from shared.errors import Unauthorized
+from shared.errors import ConfigError, DatabaseUnavailable, Unauthorized
 from shared.runtime import Runtime
+from shared.sessions import SessionReader
 
 _log = logging.getLogger(__name__)
 
@@ -51,6 +53,12 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         bridge.register_loop(loop)
         try:
             runtime = Runtime(settings)
+            try:
+                # Fail start-up with one sentence naming the database, not on the first request.
+                await runtime.db.ping()
+            except BaseException:
+                await runtime.aclose()
+                raise
             install_runtime(flask_app, runtime)
             state["runtime"] = running["runtime"] = runtime
             try:
@@ -66,7 +74,12 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         runtime = running.get("runtime")
         if runtime is None:
             raise RuntimeError("not started")
-        await runtime.db.ping()
+        try:
+            await runtime.db.ping()
+        except DatabaseUnavailable as exc:
+            # /readyz is answered to anyone: the log names the database, the answer does not.
+            _log.warning("readiness: %s", exc.message)
+            raise RuntimeError("unavailable (the server log says why)") from exc
 
     def dry_run(scope: dict[str, Any]) -> contextlib.AbstractAsyncContextManager[object]:
         # A shadowed write's twin runs in one transaction that is always rolled back, its
@@ -87,6 +100,7 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
             settings.flags_file, settings.database_url, poll_interval_s=settings.flags_poll_s
         ),
         authenticate=authenticate,
+        user_key=sticky_user_key(SessionReader(settings.secret_key)),
         lifespan=lifespan,
         wsgi_threads=settings.wsgi_threads,
         max_body_bytes=settings.max_body_bytes,
@@ -106,10 +120,27 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
     )
 
 
+def sticky_user_key(reader: SessionReader) -> Callable[[dict[str, Any]], str | None]:
+    """The canary's sticky key: the session cookie's user (the one shared reader), else the token.
+
+    Pure and cached by the raw Cookie header, as routing needs: no I/O per request.
+    """
+
+    def user_key(scope: dict[str, Any]) -> str | None:
+        return reader.user_key(cookie_header(scope["headers"])) or bearer_key(scope)
+
+    return user_key
+
+
 def __getattr__(name: str) -> Any:
     # `app` is built on first access, so importing this module reads no environment.
     if name == "app":
-        gateway = create_gateway()
+        try:
+            gateway = create_gateway()
+        except ConfigError as exc:
+            # `uvicorn asgi_gateway.app:app` with a bad setting: one sentence, no traceback.
+            print(f"error: {exc.message}", file=sys.stderr)
+            raise SystemExit(1) from None
         globals()["app"] = gateway
         return gateway
     raise AttributeError(name)

@@ -37,7 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
-from bench.gateway import START_TIMEOUT_S, Run, Server, prepare, run_wrk  # noqa: E402
+from bench.gateway import (  # noqa: E402
+    DEMO_USER,
+    START_TIMEOUT_S,
+    Run,
+    Server,
+    prepare,
+    run_wrk,
+)
 
 RESULTS = ROOT / "bench" / "results" / "endpoints.json"
 PROFILES = ROOT / "bench" / "results" / "profiles"
@@ -121,6 +128,9 @@ class FakeGraph(Server):
             str(GRAPH_LATENCY_MS),
             "--events",
             str(GRAPH_EVENTS),
+            # The calendar belongs to the demo user's mailbox, the only one it may reach.
+            "--mailbox",
+            DEMO_USER,
         ]
 
     def start(self, ready_path: str, headers: Mapping[str, str]) -> None:

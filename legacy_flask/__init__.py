@@ -7,12 +7,17 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask
+from flask import Flask, redirect
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.sansio.response import Response as BaseResponse
 
 from shared import bridge
 from shared.config import Settings, load_settings
 from shared.runtime import Runtime
+from shared.sessions import SESSION_COOKIE, SESSION_MAX_AGE_S
 
 __all__ = ["LegacyFlask", "create_app", "install_runtime"]
 
@@ -32,6 +37,26 @@ class LegacyFlask(Flask):
             return bridge.run(func(*args, **kwargs))
 
         return run_on_bridge
+
+    def handle_http_exception(self, e: HTTPException) -> HTTPException | BaseResponse:
+        """Routing redirects (merged slashes) point at a path of this site, never at `Host`.
+
+        Werkzeug builds their Location from the request's Host header, which the client
+        chooses: `GET //x` with `Host: evil.example` redirected to http://evil.example/x.
+        """
+        if isinstance(e, RequestRedirect):
+            return same_site_redirect(e.new_url, e.code)
+        return super().handle_http_exception(e)
+
+
+def same_site_redirect(url: str, status: int) -> BaseResponse:
+    """A redirect to the path and query of `url` only (scheme and host dropped)."""
+    target = urlsplit(url)
+    # A path starting with '//' would be read as another host ("scheme-relative").
+    location = "/" + target.path.lstrip("/")
+    if target.query:
+        location += "?" + target.query
+    return redirect(location, status)
 
 
 def create_app(
@@ -58,11 +83,11 @@ def create_app(
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        SESSION_COOKIE_NAME="aa_session",
+        SESSION_COOKIE_NAME=SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
-        PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=SESSION_MAX_AGE_S),
         # The async side cannot re-sign the cookie on each request; a session lasts seven
         # days from sign-in on both backends, rather than sliding on one of them only.
         SESSION_REFRESH_EACH_REQUEST=False,
@@ -72,6 +97,9 @@ def create_app(
     if config:
         app.config.update(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    from legacy_flask.sessions import SharedSessionInterface
+
+    app.session_interface = SharedSessionInterface()
     if runtime is not None:
         install_runtime(app, runtime)
 
@@ -84,6 +112,7 @@ def create_app(
         calendars,
         health,
         pages,
+        tokens,
     )
 
     api.register_error_handlers(app)
@@ -93,6 +122,7 @@ def create_app(
         appointments.bp,
         archive_configs.bp,
         archive.bp,
+        tokens.bp,
         health.bp,
         pages.bp,
     ):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -13,9 +12,9 @@ from werkzeug.exceptions import HTTPException
 
 from shared import bridge
 from shared.auth import Actor
+from shared.db import describe_outage, unavailable_error
 from shared.errors import (
     AppError,
-    MalformedJSON,
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
@@ -23,6 +22,8 @@ from shared.errors import (
 from shared.pagination import Page, link_header
 from shared.runtime import Runtime
 from shared.services import Services
+from shared.sessions import SessionIdentity, session_identity
+from shared.validation import decode_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 _log = logging.getLogger(__name__)
@@ -48,11 +49,16 @@ def services() -> Services:
     return runtime().services
 
 
+def current_session() -> SessionIdentity | None:
+    """The signed-in identity the session cookie names (not yet checked against the database)."""
+    return session_identity(session)
+
+
 def current_actor() -> Actor | None:
-    """The request's Actor (bearer token or session), resolved once per request."""
+    """The request's Actor (bearer token or live session), resolved once per request."""
     if "actor" not in g:
         g.actor = bridge.run(
-            services().users.resolve(request.headers.get("Authorization"), session.get("user_id"))
+            services().users.resolve(request.headers.get("Authorization"), current_session())
         )
     return g.actor  # type: ignore[no-any-return]
 
@@ -61,7 +67,7 @@ async def current_actor_async() -> Actor | None:
     """`current_actor` for `async def` views, which already run on the bridge loop."""
     if "actor" not in g:
         g.actor = await services().users.resolve(
-            request.headers.get("Authorization"), session.get("user_id")
+            request.headers.get("Authorization"), current_session()
         )
     return g.actor  # type: ignore[no-any-return]
 
@@ -101,10 +107,7 @@ def json_body(*, optional: bool = False) -> Any:
     raw = request.get_data(cache=True)
     if optional and not raw:
         return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
+    return decode_json(raw)
 
 
 def paginated(page: Page[dict[str, Any]]) -> Response:
@@ -125,6 +128,8 @@ def error_response(error: AppError) -> Response:
     response.status_code = error.status
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="admin-assistant"'
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(error.retry_after_s)
     return response
 
 
@@ -135,7 +140,7 @@ def register_error_handlers(app: Flask) -> None:
     def _app_error(error: AppError) -> Any:
         if request.path.startswith("/api/"):
             return error_response(error)
-        return _page_error(error.status, error.message)
+        return _page_error(error.status, error.message, error.retry_after_s)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
@@ -157,16 +162,26 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:
+        unavailable = unavailable_error(error)
+        if unavailable is not None:
+            _log.error(
+                "%s %s: %s",
+                request.method,
+                request.path,
+                describe_outage(error, runtime().settings.database_url),
+            )
+            return _app_error(unavailable)
         _log.exception("unhandled error in %s %s", request.method, request.path)
         if request.path.startswith("/api/"):
             return error_response(AppError("internal server error; it has been logged"))
         return _page_error(500, "Something went wrong; it has been logged.")
 
 
-def _page_error(status: int, message: str) -> Any:
+def _page_error(status: int, message: str, retry_after_s: int | None = None) -> Any:
     from flask import render_template
 
     # When resolving the user is what failed (database down), the template's `actor` would
     # resolve it again and raise inside this handler: the visitor got a bare text 500.
     g.setdefault("actor", None)
-    return render_template("error.html", status=status, message=message), status
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else {}
+    return render_template("error.html", status=status, message=message), status, headers

@@ -6,8 +6,6 @@ import logging
 from typing import Any
 
 from flask import Blueprint, jsonify
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from legacy_flask.api import runtime
 from shared import bridge
@@ -25,13 +23,8 @@ def healthz() -> Any:
 @bp.get("/readyz")
 def readyz() -> Any:
     try:
-        bridge.run(_ping(runtime().db.engine), timeout=READY_TIMEOUT_S)
+        bridge.run(runtime().db.ping(), timeout=READY_TIMEOUT_S)
     except Exception as exc:
         _log.warning("readiness check failed: %s", exc)
         return jsonify({"status": "unavailable", "checks": {"database": "unreachable"}}), 503
     return jsonify({"status": "ready", "checks": {"database": "ok"}})
-
-
-async def _ping(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))

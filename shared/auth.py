@@ -7,23 +7,28 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 __all__ = [
     "TOKEN_PREFIX",
     "Actor",
-    "hash_password",
+    "Passwords",
+    "hash_scrypt",
     "hash_token",
     "new_api_token",
-    "read_flask_session",
-    "verify_password",
 ]
 
 TOKEN_PREFIX = "aa_"
-# scrypt cost: ~30 ms per check on one core, enough to slow guessing without slowing logins.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+# Hashes written before argon2: verified as they are, and replaced by argon2 at the next login.
+_SCRYPT_PREFIX = "scrypt$"
+# An argon2 hash of a password nobody knows, with the default cost: an unknown account is
+# checked against it, so it costs the same as a known one (no timing tells them apart).
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$rQDgPicV6DNDbgRrUgcAZg"
+    "$9VT65Ac9iKRAshCDHI9T4ZgxnaBMcZzVN8bRJe6/m8E"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,23 +46,57 @@ class Actor:
         return self.email
 
 
-def hash_password(password: str) -> str:
-    """A salted scrypt hash in the self-describing form `scrypt$n$r$p$salt$hash`."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
-    )
-    return "$".join(
-        ["scrypt", str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)]
-    )
+class Passwords:
+    """Password hashing with argon2id (RFC 9106 low-memory profile, argon2-cffi's default).
 
+    Every check does the same work whether or not the account exists (`verify_unknown`),
+    and old scrypt hashes keep verifying until `needs_rehash` has them replaced.
+    """
 
-def verify_password(password: str, stored: str) -> bool:
-    """True when `password` matches `stored`; compares in constant time."""
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self.hasher = hasher or PasswordHasher()
+        self._dummy = _DUMMY_HASH
+        if self.hasher.check_needs_rehash(self._dummy):
+            # Other cost parameters: the dummy must cost what a real check costs.
+            self._dummy = self.hasher.hash(secrets.token_urlsafe(24))
+
+    def hash(self, password: str) -> str:
+        """A fresh salted argon2id hash of `password`."""
+        return self.hasher.hash(password)
+
+    def verify(self, password: str, stored: str) -> bool:
+        """True when `password` matches `stored` (argon2 or the older scrypt form)."""
+        if stored.startswith(_SCRYPT_PREFIX):
+            return _verify_scrypt(password, stored)
+        try:
+            return self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
             return False
+
+    def verify_unknown(self, password: str) -> None:
+        """Spend a real check's work on an account that does not exist; the answer is always no."""
+        self.verify(password, self._dummy)
+
+    def needs_rehash(self, stored: str) -> bool:
+        """True when `stored` is scrypt or argon2 with other than the current cost."""
+        if stored.startswith(_SCRYPT_PREFIX):
+            return True
+        try:
+            return self.hasher.check_needs_rehash(stored)
+        except InvalidHashError:
+            return True
+
+
+def hash_scrypt(password: str, *, n: int = 2**14, r: int = 8, p: int = 1) -> str:
+    """The pre-argon2 hash form `scrypt$n$r$p$salt$hash` (kept to test upgrades of old rows)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return "$".join(["scrypt", str(n), str(r), str(p), _b64(salt), _b64(digest)])
+
+
+def _verify_scrypt(password: str, stored: str) -> bool:
+    try:
+        _scheme, n, r, p, salt, digest = stored.split("$")
         expected = base64.urlsafe_b64decode(digest + "==")
         actual = hashlib.scrypt(
             password.encode(),
@@ -85,24 +124,3 @@ def hash_token(token: str) -> str:
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-FLASK_SESSION_SALT = "cookie-session"
-
-
-def read_flask_session(cookie_value: str, secret_key: str, *, max_age_s: int) -> dict[str, Any]:
-    """The data of a Flask session cookie signed with `secret_key`; {} when invalid or expired.
-
-    Flask signs its session with itsdangerous (salt `cookie-session`, HMAC-SHA1 key
-    derivation); verifying it here lets the async side accept the same login without Flask.
-    """
-    serializer = URLSafeTimedSerializer(
-        secret_key,
-        salt=FLASK_SESSION_SALT,
-        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
-    )
-    try:
-        data = serializer.loads(cookie_value, max_age=max_age_s)
-    except BadSignature:
-        return {}
-    return data if isinstance(data, dict) else {}

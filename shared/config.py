@@ -47,6 +47,9 @@ class Settings:
     metrics_token: str | None = None
     shadow_concurrency: int = 8
     stats_flush_s: float = 5.0
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 50
+    login_failure_window_s: int = 900
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,6 +110,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env_map),
         shadow_concurrency=_int(env_map, "AA_SHADOW_CONCURRENCY", 8, minimum=0),
         stats_flush_s=_float(env_map, "AA_STATS_FLUSH_S", 5.0),
+        login_failures_per_account=_int(env_map, "AA_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1),
+        login_failures_per_address=_int(env_map, "AA_LOGIN_FAILURES_PER_ADDRESS", 50, minimum=1),
+        login_failure_window_s=_int(env_map, "AA_LOGIN_FAILURE_WINDOW_S", 900, minimum=1),
     )
 
 
@@ -126,29 +132,39 @@ def normalize_database_url(url: str) -> str:
     )
 
 
+MIN_SECRET_LENGTH = 16
+
+
 def _secret_key(environ: Mapping[str, str], env: str, var_dir: Path) -> str:
     key = environ.get("AA_SECRET_KEY")
-    if key:
-        if len(key) < 16:
-            raise ConfigError("AA_SECRET_KEY is too short (use at least 16 random characters)")
-        return key
+    if key is not None and key != "":
+        return _checked_secret(key, "AA_SECRET_KEY")
     if env == "production":
-        raise ConfigError("AA_SECRET_KEY is required when AA_ENV=production")
+        raise ConfigError(
+            "AA_SECRET_KEY is required when AA_ENV=production "
+            f"(set it to at least {MIN_SECRET_LENGTH} random characters)"
+        )
     # Development: generate once and keep it, so sessions survive restarts and every
     # worker of the process group signs cookies with the same key.
     path = var_dir / "secret_key"
     try:
-        return path.read_text().strip()
+        return _checked_secret(path.read_text(), str(path))
     except FileNotFoundError:
         pass
     var_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker won the race; use its key
-        return path.read_text().strip()
+    # Written whole under another name, then linked into place: a worker racing us sees
+    # either no file or the complete key, never an empty file.
+    draft = var_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
+    try:
+        os.link(draft, path)
+    except FileExistsError:  # another worker won the race; use its key
+        return _checked_secret(path.read_text(), str(path))
+    finally:
+        draft.unlink()
     _log.warning("AA_SECRET_KEY is not set; generated a development key in %s", path)
     return key
 
@@ -163,6 +179,24 @@ def _metrics_token(environ: Mapping[str, str]) -> str | None:
             "(use a random string, e.g. from `openssl rand -hex 24`)"
         )
     return token
+
+
+def _checked_secret(key: str, source: str) -> str:
+    """`key` without surrounding whitespace; ConfigError when blank or too short."""
+    stripped = key.strip()
+    is_file = source != "AA_SECRET_KEY"
+    if not stripped:
+        raise ConfigError(
+            f"{source} is empty or only whitespace: a secret key must be at least "
+            f"{MIN_SECRET_LENGTH} random characters"
+            + (" (delete the file to have a new one generated)" if is_file else "")
+        )
+    if len(stripped) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"{source} is too short ({len(stripped)} characters; use at least "
+            f"{MIN_SECRET_LENGTH} random characters)"
+        )
+    return stripped if is_file else key
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

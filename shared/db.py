@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, exc, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,11 +22,36 @@ from shared.config import Settings
 from shared.dry_run import DryRun, current_dry_run
 from shared.dry_run import enter as enter_dry_run
 from shared.dry_run import leave as leave_dry_run
+from shared.errors import DatabaseUnavailable
 
-__all__ = ["Database", "create_engine", "engine_for_url"]
+__all__ = [
+    "Database",
+    "create_engine",
+    "describe_database",
+    "describe_outage",
+    "engine_for_url",
+    "unavailable_error",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 DRY_RUN_BUSY_TIMEOUT_MS = 50
+# What an outage answer tells clients: a restart or failover usually takes seconds.
+UNAVAILABLE_RETRY_AFTER_S = 5
+# The errors of a database that cannot be reached or read, as opposed to a bad statement.
+_OUTAGE_ERRORS = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, OSError)
+_SQLITE_STATEMENT_ERRORS = ("no such ", "near ", "table ", "duplicate column")
+# asyncpg's own names for "no such database", "server starting/stopping", "connection gone".
+_ASYNCPG_OUTAGES = frozenset(
+    {
+        "InvalidCatalogNameError",
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+    }
+)
 
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
@@ -52,8 +78,8 @@ def engine_for_url(
         "max_overflow": max_overflow,
     }
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+            url = _sqlite_file_url(url)
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     options.update(overrides)
     engine = create_async_engine(url, **options)
@@ -76,6 +102,86 @@ def is_write_conflict(error: BaseException) -> bool:
         return True
     message = str(error).lower()
     return "database is locked" in message or "database is busy" in message
+
+
+def _sqlite_file_url(url: URL) -> URL:
+    """Create the database file readable by its owner only, and never let SQLite create it.
+
+    SQLite creates a missing file on connect with the umask's mode (often world-readable);
+    and when the file is removed under a running server, the next connection would quietly
+    start an empty database. Opening it `mode=rw` turns both into a clear error instead.
+    """
+    path = Path(url.database or "").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return url.set(
+        database="file:" + quote(str(path)), query={**url.query, "mode": "rw", "uri": "true"}
+    )
+
+
+def describe_database(database_url: str) -> str:
+    """The database as messages name it: host, port and name, or the SQLite file; no password."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite file {url.database}"
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    return f"PostgreSQL database {url.database!r} at {where}"
+
+
+def unavailable_error(error: BaseException) -> DatabaseUnavailable | None:
+    """The 503 clients get when `error` means the database cannot be reached or read, else None.
+
+    A statement the database refused (a constraint, bad SQL) is not an outage and stays
+    what it is; a refused connection, a dropped database or an unreadable file is. The
+    client's message names no host: `describe_outage` is for logs and the command line.
+    """
+    if not _is_outage(error):
+        return None
+    return DatabaseUnavailable(
+        f"the database is unavailable; try again in {UNAVAILABLE_RETRY_AFTER_S} seconds",
+        retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+    )
+
+
+def describe_outage(error: BaseException, database_url: str) -> str:
+    """One sentence for operators: which database failed, the driver's reason, what to check."""
+    where = describe_database(database_url)
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return (
+            f"cannot read the {where} ({_reason(error)}); check that the file exists, is "
+            "readable and holds the database ('admin-assistant db upgrade' creates it)"
+        )
+    return (
+        f"cannot reach the {where} ({_reason(error)}); check that the server is running and "
+        "accepts connections there, and that AA_DATABASE_URL names the right host, port, "
+        "database and user"
+    )
+
+
+def _is_outage(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        # SQLite reports a bad statement (a missing table, a typo) as an OperationalError too;
+        # that is a bug or a missing migration, not an outage, as on PostgreSQL.
+        if isinstance(current, exc.OperationalError) and str(current.orig).startswith(
+            _SQLITE_STATEMENT_ERRORS
+        ):
+            return False
+        if isinstance(current, _OUTAGE_ERRORS):
+            return True
+        # SQLite's "file is not a database" is a bare DatabaseError (not one of its
+        # subclasses such as IntegrityError, which are the caller's own mistakes).
+        if type(current) is exc.DatabaseError:
+            return True
+        if type(current).__name__ in _ASYNCPG_OUTAGES:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -165,12 +271,22 @@ class Database:
                     await conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     async def ping(self) -> None:
-        """Raise unless the database answers a read of its schema (a corrupted file fails too)."""
-        async with self.engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                await conn.execute(text("SELECT count(*) FROM sqlite_master"))
-            else:
-                await conn.execute(text("SELECT 1"))
+        """One cheap read of a real table; DatabaseUnavailable (naming the database) if it fails.
+
+        On SQLite it reads the schema, so a corrupted or replaced file fails here too (a bare
+        `SELECT 1` succeeds on any file).
+        """
+        statement = "SELECT count(*) FROM sqlite_master" if self.settings.is_sqlite else "SELECT 1"
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text(statement))
+        except Exception as error:
+            if not _is_outage(error):
+                raise
+            raise DatabaseUnavailable(
+                describe_outage(error, self.settings.database_url),
+                retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+            ) from error
 
     async def dispose(self) -> None:
         """Close every pooled connection; await it on the loop the engine ran on."""
@@ -181,3 +297,10 @@ class Database:
         if os.getpid() != self._pid:
             self.engine.sync_engine.dispose(close=False)
             self._pid = os.getpid()
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's own words for a failure, first line only (SQLAlchemy appends SQL and a URL)."""
+    inner = getattr(error, "orig", None) or error
+    lines = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {lines[0] if lines else 'no message'}"

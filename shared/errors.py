@@ -12,10 +12,18 @@ class AppError(Exception):
     status: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, details: Sequence[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Sequence[dict[str, Any]] | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = list(details or [])
+        # Sent as `Retry-After` (429 and 503): when the client may usefully try again.
+        self.retry_after_s = retry_after_s
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body both backends send for this error."""
@@ -75,11 +83,32 @@ class ValidationFailed(AppError):
     code = "validation_error"
 
 
+class TooManyRequests(AppError):
+    """Too many failed attempts from one account or address; `retry_after_s` says when to retry."""
+
+    status = 429
+    code = "too_many_requests"
+
+
+class DatabaseUnavailable(AppError):
+    """The database cannot be reached or read; the message names it, never its password."""
+
+    status = 503
+    code = "database_unavailable"
+
+
 class ProviderError(AppError):
     """The remote calendar provider failed or answered something we cannot use."""
 
     status = 503
     code = "provider_unavailable"
+
+
+class RemoteCalendarNotFound(ProviderError):
+    """The remote calendar is not in the owner's mailbox (or no longer exists): refused."""
+
+    status = 403
+    code = "forbidden"
 
 
 class ProviderTimeout(ProviderError):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.models import (
@@ -17,6 +17,7 @@ from shared.models import (
     AuditLog,
     Calendar,
     User,
+    UserSession,
 )
 from shared.pagination import Page, PageRequest
 
@@ -53,6 +54,54 @@ class UserRepository:
         return user
 
 
+class SessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def live(self, sid: str, user_id: int, since: datetime) -> UserSession | None:
+        """The session `sid` of `user_id` if not revoked and started after `since`."""
+        if not _is_id(user_id):
+            return None
+        return await self.session.scalar(
+            select(UserSession).where(
+                UserSession.id == sid,
+                UserSession.user_id == user_id,
+                UserSession.revoked_at.is_(None),
+                UserSession.created_at > since,
+            )
+        )
+
+    async def add(self, row: UserSession) -> UserSession:
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def prune(self, user_id: int, before: datetime) -> None:
+        """Delete `user_id`'s sessions started before `before` (expired whatever their state)."""
+        await self.session.execute(
+            delete(UserSession).where(
+                UserSession.user_id == user_id, UserSession.created_at < before
+            )
+        )
+
+    async def revoke(self, sid: str, at: datetime) -> None:
+        await self.session.execute(
+            update(UserSession)
+            .where(UserSession.id == sid, UserSession.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
+    async def revoke_all(self, user_id: int, at: datetime, *, keep: str | None = None) -> int:
+        """Revoke every live session of `user_id` except `keep`; how many were revoked."""
+        query = update(UserSession).where(
+            UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+        )
+        if keep is not None:
+            query = query.where(UserSession.id != keep)
+        result = await self.session.execute(query.values(revoked_at=at))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 class TokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -62,10 +111,34 @@ class TokenRepository:
             select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))
         )
 
+    async def get(self, token_id: int) -> ApiToken | None:
+        return await self.session.get(ApiToken, token_id) if _is_id(token_id) else None
+
+    async def listed(self, user_id: int | None, *, include_revoked: bool) -> list[ApiToken]:
+        """Tokens of `user_id` (everyone's when None), oldest first."""
+        query = select(ApiToken).order_by(ApiToken.id)
+        if user_id is not None:
+            query = query.where(ApiToken.user_id == user_id)
+        if not include_revoked:
+            query = query.where(ApiToken.revoked_at.is_(None))
+        return list(await self.session.scalars(query))
+
     async def add(self, token: ApiToken) -> ApiToken:
         self.session.add(token)
         await self.session.flush()
         return token
+
+    async def revoke_all(self, user_id: int, at: datetime) -> list[str]:
+        """Revoke every live token of `user_id`; the hashes of those revoked."""
+        rows = await self.session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        )
+        hashes = []
+        for row in rows:
+            row.revoked_at = at
+            hashes.append(row.token_hash)
+        await self.session.flush()
+        return hashes
 
 
 class CalendarRepository:

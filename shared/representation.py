@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from shared.models import ActionLog, Appointment, ArchiveConfiguration, AuditLog, Calendar, User
+from shared.models import (
+    ActionLog,
+    ApiToken,
+    Appointment,
+    ArchiveConfiguration,
+    AuditLog,
+    Calendar,
+    User,
+)
 
 
 def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
@@ -19,6 +27,17 @@ def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
 
 def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "name": user.name, "is_admin": user.is_admin}
+
+
+def token_json(token: ApiToken) -> dict[str, Any]:
+    """An API token as its owner may see it: never the secret (shown once, at creation)."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "created_at": instant(token.created_at),
+        "last_used_at": instant(token.last_used_at),
+        "expires_at": instant(token.expires_at),
+    }
 
 
 def calendar_json(calendar: Calendar) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from shared.config import Settings
 from shared.db import Database
 from shared.providers import ProviderRegistry
 from shared.services import Services
+from shared.sessions import SessionReader
 
 __all__ = ["Runtime"]
 
@@ -27,6 +28,9 @@ class Runtime:
         self.db = Database(settings)
         self.providers = ProviderRegistry(settings, self.db)
         self.services = Services(self.db, self.providers)
+        # The async side's reader of the session cookie (the legacy app has its own instance
+        # of the same reader, fed Flask's tagged JSON).
+        self.sessions = SessionReader(settings.secret_key)
         _live.add(self)
 
     async def aclose(self) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
-from shared.auth import hash_password
+from shared.auth import Passwords
 from shared.db import Database
 from shared.models import Appointment, ArchiveConfiguration, Calendar, User
 
@@ -52,7 +53,8 @@ async def seed_demo(db: Database, *, today: date | None = None, count: int = 500
             email=DEMO_EMAIL,
             name="Demo Admin",
             is_admin=True,
-            password_hash=hash_password(DEMO_PASSWORD),
+            password_hash=await asyncio.to_thread(Passwords().hash, DEMO_PASSWORD),
+            mailbox=DEMO_EMAIL,
         )
         session.add(admin)
         await session.flush()

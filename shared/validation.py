@@ -6,6 +6,8 @@ it lands. Every problem is collected, not only the first, and each detail names 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,6 +24,12 @@ _MISSING: Any = object()
 # a day of datetime's limits would overflow on the way: a 500 instead of a 422.
 _EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
 _LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+# Remote (Graph) ids are base64-like: nothing else gets in, so no id can carry '.', '..',
+# '%', '?', '#' or whitespace into the remote URL's path.
+PROVIDER_ID_MAX = 300
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9+/=_-]+")
+_MAILBOX = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+MAILBOX_MAX = 320
 
 
 class _Problems:
@@ -37,6 +45,36 @@ class _Problems:
         if self.details:
             fields = ", ".join(d["field"] for d in self.details)
             raise ValidationFailed(f"invalid {what}: check {fields}", details=self.details)
+
+
+MAX_JSON_DEPTH = 64
+
+
+def decode_json(raw: bytes) -> Any:
+    """A request body's JSON; MalformedJSON (400) when invalid or nested over MAX_JSON_DEPTH.
+
+    Both backends decode here. Depth is checked after parsing, and a body too deep for the
+    parser itself (RecursionError, which was a 500) gets the same answer, so where the
+    interpreter's own limit falls on each backend's stack does not matter.
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise _too_deep() from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
+    pending: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return value
+
+
+def _too_deep() -> MalformedJSON:
+    return MalformedJSON(f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
 
 
 def require_object(body: Any) -> dict[str, Any]:
@@ -202,11 +240,59 @@ def text(max_length: int, *, allow_empty: bool = False) -> Callable[[Any], str]:
             raise ValueError("must not be empty")
         if "\x00" in value:  # PostgreSQL cannot store NUL in text: a 500 there, not a 422
             raise ValueError("must not contain NUL characters")
+        _check_encodable(value)
         if len(value) > max_length:
             raise ValueError(f"must be at most {max_length} characters, got {len(value)}")
         return value
 
     return convert
+
+
+def provider_id(value: Any) -> str:
+    """A remote calendar id: only the characters Graph ids use, at most PROVIDER_ID_MAX."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {_kind(value)}")
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > PROVIDER_ID_MAX:
+        raise ValueError(f"must be at most {PROVIDER_ID_MAX} characters, got {len(value)}")
+    if not _PROVIDER_ID.fullmatch(value):
+        raise ValueError(
+            "may only contain letters, digits and + / = _ - (the characters of a Graph id)"
+        )
+    return value
+
+
+def is_provider_id(value: str) -> bool:
+    """True when `value` is a well-formed remote calendar id (see `provider_id`)."""
+    return len(value) <= PROVIDER_ID_MAX and _PROVIDER_ID.fullmatch(value) is not None
+
+
+def is_mailbox(value: str) -> bool:
+    """True when `value` is a mailbox address safe to place in a remote URL."""
+    return len(value) <= MAILBOX_MAX and _MAILBOX.fullmatch(value) is not None
+
+
+def check_mailbox(value: Any) -> str:
+    """A mailbox address (user@example.com) safe to place in a remote URL; 422 otherwise."""
+    if not isinstance(value, str) or len(value) > MAILBOX_MAX or not _MAILBOX.fullmatch(value):
+        raise ValidationFailed(
+            f"invalid mailbox {str(value)[:100]!r}: expected an address such as user@example.com",
+            details=[{"field": "mailbox", "message": "not a mailbox address"}],
+        )
+    return value.lower()
+
+
+def _check_encodable(value: str) -> None:
+    # JSON's \ud800 escape decodes to a lone surrogate, which no database driver can encode:
+    # it was a 500 at the INSERT.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"must be valid Unicode text (a lone surrogate U+{ord(value[exc.start]):04X} "
+            f"at position {exc.start})"
+        ) from None
 
 
 def optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -252,6 +338,8 @@ def string_list(max_items: int = 50, max_length: int = 100) -> Callable[[Any], l
             raise ValueError(f"items must be at most {max_length} characters")
         if any("\x00" in v for v in cleaned):
             raise ValueError("items must not contain NUL characters")
+        for item in cleaned:
+            _check_encodable(item)
         return list(dict.fromkeys(cleaned))
 
     return convert
@@ -284,7 +372,7 @@ CALENDAR_FIELDS: list[Field] = [
     ("name", text(200), _MISSING),
     ("role", choice(CALENDAR_ROLES), _MISSING),
     ("provider", choice(PROVIDERS), "local"),
-    ("provider_id", optional(text(300)), None),
+    ("provider_id", optional(provider_id), None),
 ]
 
 APPOINTMENT_FIELDS: list[Field] = [
@@ -314,6 +402,37 @@ ARCHIVE_RUN_FIELDS: list[Field] = [
     ("start", optional(lambda v: parse_instant(v, ZoneInfo("UTC"))), None),
     ("end", optional(lambda v: parse_instant(v, ZoneInfo("UTC"), end_of_day=True)), None),
 ]
+
+
+def password(value: Any) -> str:
+    """A password as typed: a string, not stripped, at most 1024 characters."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {_kind(value)}")
+    if len(value) > 1024:
+        raise ValueError(f"must be at most 1024 characters, got {len(value)}")
+    _check_encodable(value)
+    return value
+
+
+PASSWORD_CHANGE_FIELDS: list[Field] = [
+    ("current_password", password, _MISSING),
+    ("new_password", password, _MISSING),
+]
+
+NEW_TOKEN_FIELDS: list[Field] = [
+    ("name", text(200), _MISSING),
+    ("expires_in_days", optional(integer(minimum=1, maximum=3650)), None),
+]
+
+
+def parse_password_change(body: Any) -> dict[str, Any]:
+    """Body of auth.change_password: `current_password` and `new_password`."""
+    return parse_body(body, PASSWORD_CHANGE_FIELDS, partial=False, what="password change")
+
+
+def parse_new_token(body: Any) -> dict[str, Any]:
+    """Body of tokens.create: a `name` and optional `expires_in_days` (1..3650)."""
+    return parse_body(body, NEW_TOKEN_FIELDS, partial=False, what="token")
 
 
 def parse_calendar(body: Any, *, partial: bool = False) -> dict[str, Any]:

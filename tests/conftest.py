@@ -145,7 +145,7 @@ def create_person(runtime: Runtime, email: str, *, is_admin: bool = False) -> Pe
     password = f"pw-{email}"
     users = runtime.services.users
     user = bridge.run(users.create(email, password, is_admin=is_admin))
-    token = bridge.run(users.create_token(email))
+    token = bridge.run(runtime.services.tokens.create(email))
     return Person(user["id"], email, password, token, is_admin)
 
 

@@ -15,19 +15,19 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared.auth import Actor, read_flask_session
+from shared.auth import Actor
+from shared.db import describe_outage, unavailable_error
 from shared.errors import (
     AppError,
-    MalformedJSON,
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
 )
 from shared.pagination import Page, link_header
 from shared.runtime import Runtime
+from shared.sessions import SessionIdentity
+from shared.validation import decode_json
 
-SESSION_COOKIE = "aa_session"
-SESSION_MAX_AGE_S = 7 * 24 * 3600
 _log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Response]]
 
@@ -43,23 +43,32 @@ def runtime(request: Request) -> Runtime:
     return request.state.runtime  # type: ignore[no-any-return]
 
 
+def cookie_header(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The request's Cookie headers as one string, joined with ',' as the WSGI side joins them."""
+    values = [value.decode("latin-1") for key, value in headers if key == b"cookie"]
+    return ",".join(values) if values else None
+
+
+def current_session(request: Request) -> SessionIdentity | None:
+    """The signed-in identity the session cookie names (not yet checked against the database)."""
+    return runtime(request).sessions.identity(cookie_header(request.scope["headers"]))
+
+
 async def current_actor(request: Request) -> Actor | None:
-    """The caller: bearer token if sent, else the Flask session cookie's user (same secret)."""
+    """The caller: bearer token if sent, else the live session its cookie names."""
     rt = runtime(request)
-    session_user = None
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        session_user = read_flask_session(
-            cookie, rt.settings.secret_key, max_age_s=SESSION_MAX_AGE_S
-        ).get("user_id")
-    return await rt.services.users.resolve(request.headers.get("authorization"), session_user)
+    return await rt.services.users.resolve(
+        request.headers.get("authorization"), current_session(request)
+    )
 
 
 def error_response(error: AppError) -> Response:
-    headers = (
-        {"WWW-Authenticate": 'Bearer realm="admin-assistant"'} if error.status == 401 else None
-    )
-    return JSON(error.to_dict(), status_code=error.status, headers=headers)
+    headers = {}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="admin-assistant"'
+    if error.retry_after_s is not None:
+        headers["Retry-After"] = str(error.retry_after_s)
+    return JSON(error.to_dict(), status_code=error.status, headers=headers or None)
 
 
 def api_endpoint(
@@ -79,9 +88,19 @@ def api_endpoint(
             response = await handler(request, actor)
         except AppError as exc:
             response = error_response(exc)
-        except Exception:
-            _log.exception("unhandled error in %s %s", request.method, request.url.path)
-            response = error_response(AppError("internal server error; it has been logged"))
+        except Exception as exc:
+            unavailable = unavailable_error(exc)
+            if unavailable is not None:
+                _log.error(
+                    "%s %s: %s",
+                    request.method,
+                    request.url.path,
+                    describe_outage(exc, runtime(request).settings.database_url),
+                )
+                response = error_response(unavailable)
+            else:
+                _log.exception("unhandled error in %s %s", request.method, request.url.path)
+                response = error_response(AppError("internal server error; it has been logged"))
         # The answer depends on the session cookie (it may name the caller): say so to
         # caches, as Flask does for every view that reads the session.
         response.headers.add_vary_header("Cookie")
@@ -131,10 +150,7 @@ async def json_body(request: Request, *, optional: bool = False) -> Any:
         raw = await _read_body(request)
     if optional and not raw:
         return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedJSON(f"request body is not valid JSON: {exc}") from None
+    return decode_json(raw)
 
 
 def _declared_length(request: Request) -> int | None:

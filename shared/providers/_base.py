@@ -9,10 +9,15 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class CalendarRef:
-    """What a provider needs to address a calendar: our id and the provider's own id."""
+    """What a provider needs to address a calendar: our id, the provider's id and its mailbox.
+
+    `mailbox` is the remote mailbox the calendar's owner is bound to: a remote provider only
+    ever looks for the calendar there, so no user reaches another mailbox's calendars.
+    """
 
     id: int
     provider_id: str | None
+    mailbox: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,10 @@ class CalendarProvider(Protocol):
         self, calendar: CalendarRef, start: datetime, end: datetime
     ) -> list[ProviderEvent]:
         """Events of `calendar` overlapping [start, end), ordered by start."""
+        ...
+
+    async def has_calendar(self, calendar: CalendarRef) -> bool:
+        """True when `calendar` exists in its mailbox (a remote lookup; local: always)."""
         ...
 
     async def create_event(self, calendar: CalendarRef, event: ProviderEvent) -> str:

@@ -17,8 +17,9 @@ import aiohttp
 from yarl import URL
 
 from shared.dry_run import current_dry_run
-from shared.errors import ProviderError, ProviderTimeout
+from shared.errors import ProviderError, ProviderTimeout, RemoteCalendarNotFound
 from shared.providers._base import CalendarRef, ProviderEvent
+from shared.validation import is_mailbox, is_provider_id
 
 _log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class GraphProvider:
                     f"{_MAX_PAGES}; the remote API keeps returning @odata.nextLink"
                 )
             pages += 1
-            page = await self._request("GET", url, params=params)
+            page = await self._request("GET", url, params=params, calendar=calendar)
             events.extend(_parse_event(item) for item in _page_items(page))
             url = self._next_link(page)
             # A nextLink carries every query parameter it needs.
@@ -127,7 +128,7 @@ class GraphProvider:
         dry = current_dry_run()
         if dry is not None:  # a dry run records the write it would make
             return dry.record_remote_write(self.name, "POST", urlsplit(url).path, body)
-        created = await self._request("POST", url, json=body)
+        created = await self._request("POST", url, json=body, calendar=calendar)
         event_id = created.get("id")
         if not isinstance(event_id, str) or not event_id:
             raise ProviderError(
@@ -135,6 +136,14 @@ class GraphProvider:
                 f"(got id={event_id!r})"
             )
         return event_id
+
+    async def has_calendar(self, calendar: CalendarRef) -> bool:
+        """True when the calendar is in `calendar.mailbox` (GET /users/{mailbox}/calendars/{id})."""
+        try:
+            await self._request("GET", self._calendar_url(calendar), calendar=calendar)
+        except RemoteCalendarNotFound:
+            return False
+        return True
 
     async def aclose(self) -> None:
         """Close the HTTP client if this provider created it; later calls raise ProviderError."""
@@ -144,13 +153,30 @@ class GraphProvider:
             await client.close()
 
     def _calendar_url(self, calendar: CalendarRef) -> str:
+        """`{base}/users/{mailbox}/calendars/{id}`; both parts checked, then quoted whole.
+
+        Ids and mailboxes were validated on the way in; they are checked again here because
+        a row written before that validation existed must still never reach another path.
+        """
         if not calendar.provider_id:
             raise ProviderError(
                 f"calendar {calendar.id} has no provider_id; a graph calendar needs the remote "
                 "calendar's id (set provider_id on the calendar)"
             )
-        # Graph ids are base64-like and may hold '/', '+' or '='.
-        return f"{self.base_url}/calendars/{quote(calendar.provider_id, safe='')}"
+        if not is_provider_id(calendar.provider_id):
+            raise ProviderError(
+                f"calendar {calendar.id} has an invalid provider_id "
+                f"{calendar.provider_id[:100]!r}; set a valid remote calendar id"
+            )
+        if not calendar.mailbox or not is_mailbox(calendar.mailbox):
+            raise ProviderError(
+                f"calendar {calendar.id}: its owner has no valid mailbox "
+                f"({str(calendar.mailbox)[:100]!r}); set one with 'users set-mailbox'"
+            )
+        # Graph ids are base64-like and may hold '/', '+' or '=': quoted with nothing safe,
+        # each part stays one path segment.
+        mailbox = quote(calendar.mailbox, safe="@")
+        return f"{self.base_url}/users/{mailbox}/calendars/{quote(calendar.provider_id, safe='')}"
 
     def _next_link(self, page: Mapping[str, Any]) -> str | None:
         link = page.get("@odata.nextLink")
@@ -180,6 +206,7 @@ class GraphProvider:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        calendar: CalendarRef | None = None,
     ) -> dict[str, Any]:
         where = f"{method} {urlsplit(url).path}"
         # Our URLs are quoted already (ids may hold '/'), and a nextLink is used as sent.
@@ -224,6 +251,12 @@ class GraphProvider:
                 )
                 await asyncio.sleep(delay_s)
                 continue
+            if answer.status == 404 and calendar is not None:
+                raise RemoteCalendarNotFound(
+                    f"calendar {calendar.id}: the remote calendar {calendar.provider_id!r} is "
+                    f"not in mailbox {calendar.mailbox} or no longer exists (graph: {where} "
+                    f"answered 404: {self._redact(_remote_message(answer))})"
+                )
             return self._decode(answer, where, attempts=attempt + 1)
         raise AssertionError("unreachable: the last attempt always returns or raises")
 

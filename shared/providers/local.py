@@ -37,6 +37,10 @@ class LocalProvider:
             for row in rows
         ]
 
+    async def has_calendar(self, calendar: CalendarRef) -> bool:
+        """Local calendars are rows of our own database: there is nothing remote to check."""
+        return True
+
     async def create_event(self, calendar: CalendarRef, event: ProviderEvent) -> str:
         event_id = event.event_id or f"local-{uuid.uuid4()}"
         async with self.db.session() as session:

@@ -7,6 +7,7 @@ from shared.providers import ProviderRegistry
 from shared.services.appointments import AppointmentService
 from shared.services.archive import ArchiveService, default_window, find_overlaps
 from shared.services.calendars import CalendarService
+from shared.services.tokens import TokenService
 from shared.services.users import UserService
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ArchiveService",
     "CalendarService",
     "Services",
+    "TokenService",
     "UserService",
     "default_window",
     "find_overlaps",
@@ -25,6 +27,7 @@ class Services:
 
     def __init__(self, db: Database, providers: ProviderRegistry) -> None:
         self.users = UserService(db)
+        self.tokens = TokenService(db, self.users.actors)
         self.calendars = CalendarService(db, providers)
         self.appointments = AppointmentService(db)
         self.archive = ArchiveService(db, providers)

@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Actor
 from shared.db import Database
-from shared.errors import AppError, Conflict, NotFound, ProviderError, ValidationFailed
+from shared.errors import (
+    AppError,
+    Conflict,
+    NotFound,
+    ProviderError,
+    RemoteCalendarNotFound,
+    ValidationFailed,
+)
 from shared.models import ActionLog, Appointment, ArchiveConfiguration, Calendar, utcnow
 from shared.pagination import Page, PageRequest
 from shared.providers import CalendarRef, ProviderEvent, ProviderRegistry
@@ -25,6 +32,7 @@ from shared.repositories import (
     CalendarRepository,
 )
 from shared.representation import action_log_json, archive_config_json
+from shared.services.calendars import calendar_ref
 
 ProgressCallback = Callable[[int, int], None]
 _MAX_OVERLAPS_RECORDED = 100
@@ -89,6 +97,15 @@ class ArchiveService:
     ) -> dict[str, Any]:
         async with self.db.session() as session:
             config = await self._owned_config(session, actor, config_id)
+            if "source_calendar_id" in values or "archive_calendar_id" in values:
+                # Checked before the row changes: a lookup would otherwise autoflush a row
+                # pointing at a calendar that does not exist (an IntegrityError, a 500).
+                await self._check_calendars(
+                    session,
+                    actor,
+                    values.get("source_calendar_id", config.source_calendar_id),
+                    values.get("archive_calendar_id", config.archive_calendar_id),
+                )
             for key, value in values.items():
                 setattr(config, key, value)
             if config.source_calendar_id == config.archive_calendar_id:
@@ -100,10 +117,6 @@ class ArchiveService:
                             "message": "must differ from source_calendar_id",
                         }
                     ],
-                )
-            if "source_calendar_id" in values or "archive_calendar_id" in values:
-                await self._check_calendars(
-                    session, actor, config.source_calendar_id, config.archive_calendar_id
                 )
             await session.flush()
             return archive_config_json(config)
@@ -143,8 +156,10 @@ class ArchiveService:
             calendars = CalendarRepository(session)
             source = await calendars.get(config.source_calendar_id)
             archive = await calendars.get(config.archive_calendar_id)
-        if source is None or archive is None:
-            raise Conflict(f"archive configuration {config_id} refers to a deleted calendar")
+            if source is None or archive is None:
+                raise Conflict(f"archive configuration {config_id} refers to a deleted calendar")
+            source_ref = await calendar_ref(session, source)
+            archive_ref = await calendar_ref(session, archive)
         window_start, window_end = default_window(
             config, today or datetime.now(ZoneInfo(config.timezone)).date()
         )
@@ -169,20 +184,27 @@ class ArchiveService:
         )
         try:
             events = await self.providers.get(source.provider).list_events(
-                CalendarRef(source.id, source.provider_id), window_start, window_end
+                source_ref, window_start, window_end
             )
         except AppError as exc:
             entry.status = "failed"
             entry.errors = [exc.message]
             await self._write_log(entry, clock)
             raise
-        await self._archive(config, source, archive, events, entry, on_progress)
+        try:
+            await self._archive(config, source, archive_ref, archive, events, entry, on_progress)
+        except RemoteCalendarNotFound as exc:
+            entry.status = "failed"
+            entry.errors = [exc.message]
+            await self._write_log(entry, clock)
+            raise
         return await self._write_log(entry, clock)
 
     async def _archive(
         self,
         config: ArchiveConfiguration,
         source: Calendar,
+        archive_ref: CalendarRef,
         archive: Calendar,
         events: list[ProviderEvent],
         entry: ActionLog,
@@ -222,9 +244,10 @@ class ArchiveService:
                     for done, event in enumerate(fresh, 1):
                         if remote is not None:
                             try:
-                                await remote.create_event(
-                                    CalendarRef(archive.id, archive.provider_id), event
-                                )
+                                await remote.create_event(archive_ref, event)
+                            except RemoteCalendarNotFound:
+                                # Not one event's failure: the calendar is out of reach.
+                                raise
                             except ProviderError as exc:
                                 errors.append(f"{event.event_id}: {exc.message}")
                                 continue

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from shared.auth import Actor
 from shared.db import Database
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.models import Calendar
 from shared.pagination import Page, PageRequest
 from shared.providers import CalendarRef, ProviderRegistry
-from shared.repositories import CalendarRepository
+from shared.repositories import CalendarRepository, UserRepository
 from shared.representation import calendar_json, instant
 
 
@@ -20,6 +22,12 @@ def owned_or_404(calendar: Calendar | None, calendar_id: int, actor: Actor) -> C
     if calendar is None or (calendar.owner_id != actor.user_id and not actor.is_admin):
         raise NotFound(f"calendar {calendar_id} not found")
     return calendar
+
+
+async def calendar_ref(session: AsyncSession, calendar: Calendar) -> CalendarRef:
+    """How a provider addresses `calendar`: in the mailbox its owner is bound to."""
+    owner = await UserRepository(session).get(calendar.owner_id)
+    return CalendarRef(calendar.id, calendar.provider_id, owner.calendar_mailbox if owner else None)
 
 
 class CalendarService:
@@ -44,6 +52,14 @@ class CalendarService:
         return calendar_json(calendar)
 
     async def create(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
+        """Create a calendar; a remote one must exist in the actor's own mailbox (else 403)."""
+        if values.get("provider", "local") != "local" and values.get("provider_id"):
+            async with self.db.read_session() as session:
+                owner = await UserRepository(session).get(actor.user_id)
+            mailbox = owner.calendar_mailbox if owner else None
+            await self._check_remote(
+                values["provider"], CalendarRef(0, values["provider_id"], mailbox), is_own=True
+            )
         async with self.db.session() as session:
             calendar = await CalendarRepository(session).add(
                 Calendar(owner_id=actor.user_id, **values)
@@ -53,6 +69,21 @@ class CalendarService:
     async def update(
         self, actor: Actor, calendar_id: int, values: dict[str, Any]
     ) -> dict[str, Any]:
+        """Change a calendar; re-pointing it at a remote calendar checks the owner's mailbox."""
+        if "provider" in values or "provider_id" in values:
+            async with self.db.read_session() as session:
+                calendar = owned_or_404(
+                    await CalendarRepository(session).get(calendar_id), calendar_id, actor
+                )
+                provider = values.get("provider", calendar.provider)
+                provider_id = values.get("provider_id", calendar.provider_id)
+                ref = await calendar_ref(session, calendar)
+            if provider != "local" and provider_id:
+                await self._check_remote(
+                    provider,
+                    CalendarRef(calendar_id, provider_id, ref.mailbox),
+                    is_own=calendar.owner_id == actor.user_id,
+                )
         async with self.db.session() as session:
             calendar = owned_or_404(
                 await CalendarRepository(session).get(calendar_id), calendar_id, actor
@@ -88,10 +119,9 @@ class CalendarService:
             calendar = owned_or_404(
                 await CalendarRepository(session).get(calendar_id), calendar_id, actor
             )
+            ref = await calendar_ref(session, calendar)
         provider = self.providers.get(calendar.provider)
-        events = await provider.list_events(
-            CalendarRef(calendar.id, calendar.provider_id), start, end
-        )
+        events = await provider.list_events(ref, start, end)
         return [
             {
                 "event_id": e.event_id,
@@ -104,3 +134,12 @@ class CalendarService:
             }
             for e in events
         ]
+
+    async def _check_remote(self, provider_name: str, ref: CalendarRef, *, is_own: bool) -> None:
+        """403 unless the remote calendar `ref` exists in `ref.mailbox` (its owner's)."""
+        if not await self.providers.get(provider_name).has_calendar(ref):
+            whose = "your mailbox" if is_own else "the mailbox of the calendar's owner"
+            raise Forbidden(
+                f"the remote calendar {ref.provider_id!r} is not in {whose} ({ref.mailbox}); "
+                "only calendars of that mailbox can be used"
+            )

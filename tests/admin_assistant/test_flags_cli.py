@@ -281,8 +281,8 @@ def test_flags_history(cli: Run, flags_file: Path) -> None:
     assert len(every) == 2
     assert f"appointments.get set by {actor}: " in every[0]
     assert every[0].endswith("(second flip)")
-    assert f"appointments.list set by {actor}: - " in every[1]
-    assert "-> async" in every[1]
+    # Before a first flip, the endpoint ran as its YAML entry declared it.
+    assert f"appointments.list set by {actor}: canary 25% -> async " in every[1]
     assert every[1].endswith("(first flip)")
     assert one == [every[1]]
     assert last == [every[0]]

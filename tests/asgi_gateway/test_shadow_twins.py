@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from shared.auth import Actor
 from shared.config import load_settings
 from shared.runtime import Runtime
 from tests.conftest import Person, ServerProcess, create_person
+from tests.fakes.graph_server import FakeGraphServer
 from tests.parity import _seed
 
 READS = (
@@ -53,8 +54,19 @@ def shadow_flags(writes: tuple[str, ...] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.fixture
+def graph() -> Iterator[FakeGraphServer]:
+    """The fake Graph API holding the parity seed's remote calendars."""
+    server = _seed.remote_calendars(FakeGraphServer()).start()
+    yield server
+    server.stop()
+
+
 def seeded_people(environ: dict[str, str]) -> dict[str, Person]:
-    """The parity seed (users, calendars, appointments, configurations, runs) in `environ`'s DB."""
+    """The parity seed (users, calendars, appointments, configurations, runs) in `environ`'s DB.
+
+    `environ` names the fake Graph API (AA_GRAPH_URL) holding the seed's remote calendars.
+    """
     runtime = Runtime(load_settings(environ))
     try:
         people = {
@@ -121,8 +133,9 @@ def wait_for_outcomes(
 
 @pytest.mark.slow
 def test_every_shadowed_read_of_the_real_twins_matches(
-    environ: dict[str, str], spawn: Callable[..., ServerProcess]
+    environ: dict[str, str], graph: FakeGraphServer, spawn: Callable[..., ServerProcess]
 ) -> None:
+    environ = {**environ, "AA_GRAPH_URL": graph.url}
     Path(environ["AA_FLAGS_FILE"]).write_text(shadow_flags())
     people = seeded_people(environ)
     server = spawn({**environ, "AA_STATS_FLUSH_S": "0.2", "AA_SHADOW_CONCURRENCY": "64"})
@@ -144,13 +157,12 @@ def test_every_shadowed_read_of_the_real_twins_matches(
     assert sum(sent.values()) >= 600
 
 
-def pg_seeded(pg_environ: dict[str, str]) -> dict[str, Person]:
-    return seeded_people(pg_environ)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def write_setup(request: pytest.FixtureRequest) -> tuple[dict[str, str], dict[str, Person]]:
+def write_setup(
+    request: pytest.FixtureRequest, graph: FakeGraphServer
+) -> tuple[dict[str, str], dict[str, Person]]:
     environ = request.getfixturevalue("environ" if request.param == "sqlite" else "pg_environ")
+    environ = {**environ, "AA_GRAPH_URL": graph.url}
     Path(environ["AA_FLAGS_FILE"]).write_text(
         shadow_flags(("calendars.create", "appointments.create", "appointments.delete"))
     )

@@ -1,8 +1,12 @@
 """A real HTTP fake of the Graph calendar API (calendarView and POST events) for tests and benches.
 
+Calendars live in mailboxes, as in Graph: ``/users/{mailbox}/calendars/{id}`` (GET the
+calendar), ``.../calendarView`` and ``.../events`` answer 404 for a calendar of another
+mailbox. The older unscoped ``/calendars/{id}/...`` routes stay as aliases for benchmarks.
+
 In tests: ``with FakeGraphServer() as graph: GraphProvider(graph.url)``. As a process:
 ``python -m tests.fakes.graph_server --port 8081 --latency-ms 20 --events 500`` seeds calendar
-``cal-1`` and prints the base URL on its first line of stdout.
+``cal-1`` (of ``--mailbox``) and prints the base URL on its first line of stdout.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ _HANG_LIMIT_S = 60.0
 _DEFAULT_TOP = 10  # Graph's own default page size for calendarView
 _MAX_TOP = 1000
 SEED_FIRST_START = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+# The mailbox of calendars added without naming one.
+DEFAULT_MAILBOX = "me@example.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +74,19 @@ class _StoredEvent:
 class FakeGraphServer:
     """A Graph calendar API on 127.0.0.1 in a background thread, with latency and failure knobs."""
 
-    def __init__(self, *, latency_ms: float = 0.0, base_path: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        latency_ms: float = 0.0,
+        base_path: str = "",
+        default_mailbox: str = DEFAULT_MAILBOX,
+    ) -> None:
         self.latency_ms = latency_ms
         self.base_path = base_path.rstrip("/")
+        self.default_mailbox = default_mailbox.lower()
         self._lock = threading.Lock()
         self._calendars: dict[str, list[_StoredEvent]] = {}
+        self._owners: dict[str, str] = {}  # calendar id -> mailbox
         self._failures: collections.deque[_Failure] = collections.deque()
         self._hangs = 0
         self._requests: list[RecordedRequest] = []
@@ -82,7 +96,11 @@ class FakeGraphServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._release: asyncio.Event | None = None
+        user = f"{self.base_path}/users/{{mailbox}}/calendars/{{calendar_id:path}}"
         routes = [
+            Route(f"{user}/calendarView", self._calendar_view, methods=["GET"]),
+            Route(f"{user}/events", self._create_event, methods=["POST"]),
+            Route(user, self._get_calendar, methods=["GET"]),
             Route(
                 f"{self.base_path}/calendars/{{calendar_id:path}}/calendarView",
                 self._calendar_view,
@@ -184,10 +202,19 @@ class FakeGraphServer:
 
     # -- test knobs ------------------------------------------------------------------------
 
-    def add_calendar(self, calendar_id: str) -> None:
-        """Create an empty calendar (calendars also appear when an event is added to them)."""
+    def add_calendar(self, calendar_id: str, mailbox: str | None = None) -> None:
+        """Create an empty calendar in `mailbox` (default: the server's default mailbox).
+
+        Calendars also appear, in the default mailbox, when an event is added to them.
+        """
         with self._lock:
             self._calendars.setdefault(calendar_id, [])
+            self._owners.setdefault(calendar_id, (mailbox or self.default_mailbox).lower())
+
+    def mailbox_of(self, calendar_id: str) -> str | None:
+        """The mailbox holding `calendar_id`, or None when there is no such calendar."""
+        with self._lock:
+            return self._owners.get(calendar_id)
 
     def add_event(
         self,
@@ -223,9 +250,10 @@ class FakeGraphServer:
         first_start: datetime = SEED_FIRST_START,
         every: timedelta = timedelta(minutes=30),
         duration: timedelta = timedelta(minutes=25),
+        mailbox: str | None = None,
     ) -> None:
         """Add `count` back-to-back events; every fifth one is private."""
-        self.add_calendar(calendar_id)
+        self.add_calendar(calendar_id, mailbox)
         for i in range(count):
             start = first_start + i * every
             self.add_event(
@@ -306,8 +334,26 @@ class FakeGraphServer:
             return
         await self._app(scope, receive, send)
 
+    def _is_reachable(self, request: Request) -> bool:
+        """The calendar exists and, on a /users/{mailbox}/ route, belongs to that mailbox."""
+        calendar_id = request.path_params["calendar_id"]
+        mailbox = request.path_params.get("mailbox")
+        with self._lock:
+            owner = self._owners.get(calendar_id)
+        if calendar_id not in self._calendars or owner is None:
+            return False
+        return mailbox is None or owner == mailbox.lower()
+
+    async def _get_calendar(self, request: Request) -> Response:
+        calendar_id = request.path_params["calendar_id"]
+        if not self._is_reachable(request):
+            return _not_found(calendar_id)
+        return JSONResponse({"id": calendar_id, "name": f"Calendar {calendar_id}"})
+
     async def _calendar_view(self, request: Request) -> Response:
         calendar_id = request.path_params["calendar_id"]
+        if not self._is_reachable(request):
+            return _not_found(calendar_id)
         query = request.query_params
         try:
             window_start = _parse_instant(query.get("startDateTime"), "startDateTime")
@@ -332,9 +378,8 @@ class FakeGraphServer:
 
     async def _create_event(self, request: Request) -> Response:
         calendar_id = request.path_params["calendar_id"]
-        with self._lock:
-            if calendar_id not in self._calendars:
-                return _not_found(calendar_id)
+        if not self._is_reachable(request):
+            return _not_found(calendar_id)
         try:
             body = json.loads(await request.body())
             if not isinstance(body, dict):
@@ -349,6 +394,7 @@ class FakeGraphServer:
         stored = _StoredEvent(graph, _event_time(graph["start"]), _event_time(graph["end"]))
         with self._lock:
             self._calendars.setdefault(calendar_id, []).append(stored)
+            self._owners.setdefault(calendar_id, self.default_mailbox)
         return stored
 
 
@@ -429,9 +475,14 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     parser.add_argument("--events", type=int, default=0, help="events seeded into --calendar")
     parser.add_argument("--calendar", default="cal-1", help="calendar id to seed (default cal-1)")
-    parser.add_argument("--base-path", default="", help="URL prefix, e.g. /v1.0/me")
+    parser.add_argument("--base-path", default="", help="URL prefix, e.g. /v1.0")
+    parser.add_argument(
+        "--mailbox", default=DEFAULT_MAILBOX, help=f"mailbox of --calendar ({DEFAULT_MAILBOX})"
+    )
     args = parser.parse_args(None if argv is None else list(argv))
-    fake = FakeGraphServer(latency_ms=args.latency_ms, base_path=args.base_path)
+    fake = FakeGraphServer(
+        latency_ms=args.latency_ms, base_path=args.base_path, default_mailbox=args.mailbox
+    )
     fake.seed_events(args.calendar, args.events)
     fake.serve_forever(args.host, args.port)
 

@@ -34,7 +34,8 @@ class Call:
 
     `served_by` is who must answer: None means the backend under test; "legacy" marks the
     requests the gateway never hands to a twin (an unrouted method or path). In header
-    values, `{alice}` (any person's name in braces) stands for that person's API token.
+    values, `{alice}` (any person's name in braces) stands for that person's API token and
+    `{alice_cookie}` for the `aa_session=...` cookie of her /login session on that server.
     """
 
     method: str

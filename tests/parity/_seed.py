@@ -10,6 +10,7 @@ from typing import Any
 from shared.auth import Actor
 from shared.runtime import Runtime
 from shared.validation import parse_appointment, parse_archive_config, parse_calendar
+from tests.fakes.graph_server import FakeGraphServer
 
 # users (in creation order; the people fixtures of tests/conftest.py give their tokens)
 ADMIN, ALICE, BOB, CAROL = 1, 2, 3, 4
@@ -30,10 +31,31 @@ CALENDARS: list[tuple[int, dict[str, Any]]] = [
     (
         ALICE,
         {"name": "Remote", "role": "source", "provider": "graph", "provider_id": "AAMk-remote"},
-    ),  # no AA_GRAPH_URL: its provider is unavailable
+    ),  # in alice's mailbox of the fake Graph API (remote_calendars below)
     (BOB, {"name": "Bob work", "role": "source"}),
     (BOB, {"name": "Bob archive", "role": "archive"}),
 ]
+
+
+# remote calendars of the fake Graph API, by mailbox (each user is bound to their email)
+ALICE_REMOTE_IDS = ("AAMk-remote", "AAMk-1", "AAMk-9", "AAMk/with+slash=")
+BOB_REMOTE_ID = "AAMk-bob"
+
+
+def remote_calendars(graph: FakeGraphServer) -> FakeGraphServer:
+    """`graph` holding alice's and bob's remote calendars, two events in alice's Remote."""
+    for calendar_id in ALICE_REMOTE_IDS:
+        graph.add_calendar(calendar_id, mailbox=EMAILS["alice"])
+    graph.add_calendar(BOB_REMOTE_ID, mailbox=EMAILS["bob"])
+    for day, subject in ((4, "Remote standup"), (5, "Remote review")):
+        graph.add_event(
+            "AAMk-remote",
+            start=f"2026-05-0{day}T09:00:00.0000000",
+            end=f"2026-05-0{day}T09:30:00.0000000",
+            subject=subject,
+            time_zone="Europe/Berlin",
+        )
+    return graph
 
 
 def _appointment(

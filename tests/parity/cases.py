@@ -23,6 +23,7 @@ from tests.parity._seed import (
     BOB_ARCHIVE,
     BOB_CONFIG,
     BOB_ONE,
+    BOB_REMOTE_ID,
     BOB_WORK,
     DOCTOR,
     NEXT_APPOINTMENT,
@@ -47,8 +48,15 @@ MAX_BODY_BYTES = 1024 * 1024  # the AA_MAX_BODY_BYTES default
 _STAMPS = ("$.created_at", "$.updated_at")
 _LISTED_STAMPS = ("$.data[*].created_at", "$.data[*].updated_at")
 _RUN_CLOCK = ("$.started_at", "$.finished_at", "$.duration_ms")
+_TOKEN_STAMPS = ("$.data[*].created_at", "$.data[*].last_used_at", "$.data[*].expires_at")
 IGNORE: dict[str, tuple[str, ...]] = {
     "auth.me": (),
+    "auth.change_password": (),
+    "auth.sign_out_everywhere": (),
+    "tokens.list": _TOKEN_STAMPS,
+    # The secret is random; the dates come from each server's clock.
+    "tokens.create": ("$.token", "$.created_at", "$.expires_at"),
+    "tokens.delete": (),
     "calendars.list": _LISTED_STAMPS,
     "calendars.create": _STAMPS,
     "calendars.get": _STAMPS,
@@ -163,6 +171,17 @@ CALENDARS = "/api/calendars"
 APPOINTMENTS = "/api/appointments"
 CONFIGS = "/api/archive-configs"
 LOG = "/api/action-log"
+PASSWORD = "/api/me/password"
+EVERYWHERE = "/api/me/sign-out-everywhere"
+TOKENS = "/api/tokens"
+# API token ids: one per seeded person, in creation order (tests/parity/conftest.py)
+ADMIN_TOKEN, ALICE_TOKEN, BOB_TOKEN, CAROL_TOKEN = 1, 2, 3, 4
+NEXT_TOKEN = 5
+ALICE_PASSWORD = "pw-alice@example.com"  # tests/conftest.py::create_person
+
+
+def token(token_id: int) -> str:
+    return f"{TOKENS}/{token_id}"
 
 
 def cal(calendar_id: int) -> str:
@@ -262,6 +281,17 @@ SAMPLES: dict[str, tuple[Call, tuple[Call, ...]]] = {
         (get(LOG, f"config_id={WORK_ARCHIVE}"), get(APPOINTMENTS, f"calendar_id={ARCHIVE}")),
     ),
     "archive.log": (get(LOG), ()),
+    "auth.change_password": (
+        post(PASSWORD, {"current_password": ALICE_PASSWORD, "new_password": "a-new-password"}),
+        (),
+    ),
+    "auth.sign_out_everywhere": (post(EVERYWHERE), ()),
+    "tokens.list": (get(TOKENS), ()),
+    "tokens.create": (
+        post(TOKENS, {"name": "laptop", "expires_in_days": 30}),
+        (get(TOKENS),),
+    ),
+    "tokens.delete": (delete(token(ALICE_TOKEN)), ()),
 }
 
 for _endpoint, (_call, _readback) in SAMPLES.items():
@@ -422,10 +452,26 @@ _BODY_SAMPLES = {
     "archive_configs.create": (CONFIGS, "POST", NEW_CONFIG),
     "archive_configs.update": (config(WORK_ARCHIVE), "PATCH", {"name": "Renamed"}),
     "archive.run": (run(WORK_ARCHIVE), "POST", {"start": "2026-03-28", "end": "2026-03-30"}),
+    "auth.change_password": (
+        PASSWORD,
+        "POST",
+        {"current_password": ALICE_PASSWORD, "new_password": "a-new-password"},
+    ),
+    "tokens.create": (TOKENS, "POST", {"name": "laptop"}),
 }
 for _endpoint, (_path, _method, _good) in _BODY_SAMPLES.items():
     _valid = json.dumps(_good).encode()
+    _first_text = next(k for k, v in _good.items() if isinstance(v, str))
     for _name, _raw, _type in (
+        ("deeply nested array", b"[" * 50_000, "application/json"),
+        ("deeply nested object", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "application/json"),
+        ("nested just over the limit", b"[" * 65 + b"]" * 65, "application/json"),
+        ("nested at the limit", b"[" * 64 + b"]" * 64, "application/json"),
+        (
+            f"lone surrogate in {_first_text}",
+            json.dumps({**_good, _first_text: "a\ud800b"}).encode(),
+            "application/json",
+        ),
         ("malformed JSON", b'{"name": ', "application/json"),
         ("trailing garbage after JSON", _valid + b" }", "application/json"),
         ("empty body declared as JSON", b"", "application/json"),
@@ -618,8 +664,13 @@ case("calendars.remote_events", "not found", get(events(999), "start=2026-05-01&
 case("calendars.remote_events", "not found beats a bad query", get(events(999)))
 case(
     "calendars.remote_events",
-    "provider not configured",
-    get(events(REMOTE), "start=2026-05-01&end=2026-05-31"),
+    "graph calendar in the owner's mailbox",
+    get(events(REMOTE), "start=2026-05-01&end=2026-05-31&tz=Europe/Berlin"),
+)
+case(
+    "calendars.remote_events",
+    "admin reads a graph calendar through its owner's mailbox",
+    get(events(REMOTE), "start=2026-05-01&end=2026-05-31", "admin"),
 )
 case(
     "calendars.remote_events",
@@ -1218,4 +1269,259 @@ case(
     post(run(PAUSED), {"start": "2026-03-28", "end": "2026-03-30"}),
     get(LOG, "per_page=2"),
     get(LOG, "per_page=2&page=2"),
+)
+
+# -- patching a configuration onto calendars that do not exist ---------------------------------
+
+case(
+    "archive_configs.update",
+    "source calendar that does not exist",
+    patch(config(WORK_ARCHIVE), {"source_calendar_id": 999}),
+    readback=[get(config(WORK_ARCHIVE))],
+)
+case(
+    "archive_configs.update",
+    "both calendars that do not exist",
+    patch(config(WORK_ARCHIVE), {"source_calendar_id": 998, "archive_calendar_id": 999}),
+    readback=[get(config(WORK_ARCHIVE))],
+)
+case(
+    "archive_configs.update",
+    "archive calendar id beyond 64 bits",
+    patch(config(WORK_ARCHIVE), {"archive_calendar_id": 2**64}),
+)
+
+# -- sessions: password change and signing out everywhere --------------------------------------
+
+case(
+    "auth.change_password",
+    "through a session keeps that session and ends the others",
+    post(
+        PASSWORD,
+        {"current_password": ALICE_PASSWORD, "new_password": "a-new-password"},
+        "alice_cookie",
+    ),
+    get(ME, who="alice_cookie"),
+)
+case(
+    "auth.change_password",
+    "through a token ends every session",
+    post(PASSWORD, {"current_password": ALICE_PASSWORD, "new_password": "a-new-password"}),
+    get(ME, who="alice_cookie"),
+    get(ME),
+)
+case(
+    "auth.change_password",
+    "wrong current password",
+    post(PASSWORD, {"current_password": "not-it-at-all", "new_password": "a-new-password"}),
+    get(ME, who="alice_cookie"),
+)
+case(
+    "auth.change_password",
+    "new password too short",
+    post(PASSWORD, {"current_password": ALICE_PASSWORD, "new_password": "short"}),
+)
+case("auth.change_password", "missing fields", post(PASSWORD, {}))
+case(
+    "auth.change_password",
+    "wrong types",
+    post(PASSWORD, {"current_password": 1, "new_password": None, "confirm": "x"}),
+)
+case(
+    "auth.change_password",
+    "unrouted method is answered by Flask",
+    get(PASSWORD, served_by="legacy"),
+)
+
+case(
+    "auth.sign_out_everywhere",
+    "the session cookie stops working",
+    post(EVERYWHERE, who="alice_cookie"),
+    get(ME, who="alice_cookie"),
+    get(ME),
+)
+case(
+    "auth.sign_out_everywhere",
+    "through a token ends the sessions, not the token",
+    post(EVERYWHERE),
+    get(ME, who="alice_cookie"),
+    get(ME, who="admin_cookie"),
+    get(ME),
+)
+case(
+    "auth.sign_out_everywhere",
+    "with a JSON body",
+    post(EVERYWHERE, {"all": True}, "admin"),
+    get(ME, who="admin_cookie"),
+)
+
+# -- API tokens ---------------------------------------------------------------------------------
+
+case("tokens.list", "admin sees only their own", get(TOKENS, who="admin"))
+case("tokens.list", "through a session cookie", get(TOKENS, who="admin_cookie"))
+case(
+    "tokens.list",
+    "after creating and revoking",
+    post(TOKENS, {"name": "ci"}),
+    delete(token(NEXT_TOKEN)),
+    post(TOKENS, {"name": "laptop", "expires_in_days": 1}),
+    get(TOKENS),
+)
+case(
+    "tokens.list",
+    "unrouted method is answered by Flask",
+    Call("PUT", TOKENS, "alice", served_by="legacy"),
+)
+
+case("tokens.create", "without expiry", post(TOKENS, {"name": "ci"}), readback=[get(TOKENS)])
+case(
+    "tokens.create",
+    "expiry set to null",
+    post(TOKENS, {"name": "ci", "expires_in_days": None}),
+)
+case("tokens.create", "missing name", post(TOKENS, {"expires_in_days": 3}))
+case("tokens.create", "blank name", post(TOKENS, {"name": "   "}))
+case(
+    "tokens.create",
+    "expiry out of range",
+    post(TOKENS, {"name": "a", "expires_in_days": 0}),
+    post(TOKENS, {"name": "b", "expires_in_days": 3651}),
+    post(TOKENS, {"name": "c", "expires_in_days": 1.5}),
+    post(TOKENS, {"name": "d", "expires_in_days": "7"}),
+)
+case("tokens.create", "unknown field", post(TOKENS, {"name": "a", "user_id": 3}))
+
+case(
+    "tokens.delete",
+    "the token in use stops working at once",
+    delete(token(ALICE_TOKEN)),
+    get(ME),
+    get(ME, who="alice_cookie"),
+)
+case("tokens.delete", "another user's token", delete(token(BOB_TOKEN)), get(ME, who="bob"))
+case(
+    "tokens.delete",
+    "admin cannot revoke another user's token here",
+    delete(token(ALICE_TOKEN), "admin"),
+    get(ME),
+)
+case("tokens.delete", "not found", delete(token(999)))
+case("tokens.delete", "id zero", delete(token(0)))
+case("tokens.delete", "id beyond 64 bits", delete(f"{TOKENS}/99999999999999999999"))
+case(
+    "tokens.delete",
+    "twice",
+    post(TOKENS, {"name": "ci"}),
+    delete(token(NEXT_TOKEN)),
+    delete(token(NEXT_TOKEN)),
+)
+case(
+    "tokens.delete",
+    "non-numeric id never reaches a twin",
+    dataclasses.replace(delete(f"{TOKENS}/abc"), served_by="legacy"),
+)
+
+# -- remote calendars are bound to their owner's mailbox ---------------------------------------
+
+case(
+    "calendars.create",
+    "graph calendar of another mailbox",
+    post(
+        CALENDARS,
+        {"name": "Bob's", "role": "source", "provider": "graph", "provider_id": BOB_REMOTE_ID},
+    ),
+    readback=[get(CALENDARS, "per_page=200", "admin")],
+)
+case(
+    "calendars.create",
+    "graph calendar of nobody",
+    post(
+        CALENDARS,
+        {"name": "Gone", "role": "source", "provider": "graph", "provider_id": "AAMk-none"},
+    ),
+)
+case(
+    "calendars.create",
+    "admin and a user's remote calendar",
+    post(
+        CALENDARS,
+        {"name": "Ops", "role": "source", "provider": "graph", "provider_id": "AAMk-1"},
+        "admin",
+    ),
+)
+case(
+    "calendars.create",
+    "graph id holding a slash, plus and equals",
+    post(
+        CALENDARS,
+        {"name": "Odd", "role": "source", "provider": "graph", "provider_id": "AAMk/with+slash="},
+    ),
+    readback=[get(cal(8))],
+)
+for _bad_id in (
+    "..",
+    "../AAMk-bob",
+    ".",
+    "AAMk-1/..",
+    "%2e%2e",
+    "AAMk-1?x=1",
+    "AAMk-1#x",
+    " AAMk-1",
+    "AAMk\t1",
+    "x" * 301,
+    "",
+):
+    case(
+        "calendars.create",
+        f"provider id {_bad_id[:20]!r}",
+        post(
+            CALENDARS,
+            {"name": "Bad", "role": "source", "provider": "graph", "provider_id": _bad_id},
+        ),
+    )
+case(
+    "calendars.update",
+    "re-point at another mailbox's calendar",
+    patch(cal(REMOTE), {"provider_id": BOB_REMOTE_ID}),
+    readback=[get(cal(REMOTE))],
+)
+case(
+    "calendars.update",
+    "turn a local calendar into another mailbox's",
+    patch(cal(WORK), {"provider": "graph", "provider_id": BOB_REMOTE_ID}),
+    readback=[get(cal(WORK))],
+)
+case(
+    "calendars.update",
+    "traversal in the provider id",
+    patch(cal(REMOTE), {"provider_id": "../../users/bob@example.com/calendars/AAMk-bob"}),
+)
+case(
+    "calendars.update",
+    "rename a graph calendar without re-checking it",
+    patch(cal(REMOTE), {"name": "Still remote"}),
+)
+
+# -- one reading of the session cookie on both backends ----------------------------------------
+
+case(
+    "auth.me",
+    "two different session cookies are no session at all",
+    get(ME, who="anonymous", headers=[("Cookie", "{alice_cookie}; {admin_cookie}")]),
+    get(ME, who="anonymous", headers=[("Cookie", "{admin_cookie}; other=1; {alice_cookie}")]),
+)
+case(
+    "auth.me",
+    "the same session cookie twice is that session",
+    get(ME, who="anonymous", headers=[("Cookie", "{alice_cookie}; {alice_cookie}")]),
+)
+case(
+    "auth.me",
+    "a forged second session cookie spoils the real one",
+    get(ME, who="anonymous", headers=[("Cookie", "{alice_cookie}; aa_session=eyJ4IjoxfQ.x.y")]),
+)
+case(
+    "auth.me",
+    "an empty session cookie beside a real one",
+    get(ME, who="anonymous", headers=[("Cookie", "aa_session=; {alice_cookie}")]),
 )

@@ -42,12 +42,23 @@ from shared.auth import Actor
 from shared.config import load_settings
 from shared.runtime import Runtime
 from tests.conftest import Person, ServerProcess, create_person, make_environ
+from tests.fakes.graph_server import FakeGraphServer
 from tests.parity import _seed
 from tests.parity._contract import BACKENDS, Backend, Call, Case, Exchange, Run, decode_body, other
 
 # Columns written from the clock: they differ between two runs of the same write.
 _CLOCK_COLUMNS = frozenset(
     {"created_at", "updated_at", "last_used_at", "started_at", "finished_at", "duration_ms"}
+)
+# Columns of random values (salted hashes): equal inputs give different values per run.
+_RANDOM_COLUMNS = frozenset({"password_hash", "token_hash"})
+# Columns set from the clock when something happens: compared as "set or not".
+_EVENT_COLUMNS = frozenset({"revoked_at", "expires_at", "disabled_at"})
+# Session ids are random and each server signed its own people in: compare who and whether
+# revoked, in the order they were created.
+_SESSIONS = (
+    "SELECT user_id, revoked_at IS NOT NULL AS revoked FROM user_sessions "
+    "ORDER BY created_at, user_id"
 )
 _STATE_TABLES = (
     "users",
@@ -86,9 +97,15 @@ def database_state(path: Path) -> dict[str, list[dict[str, Any]]]:
             cursor = conn.execute(f"SELECT * FROM {table} ORDER BY id")
             names = [column[0] for column in cursor.description]
             state[table] = [
-                {k: v for k, v in zip(names, row, strict=True) if k not in _CLOCK_COLUMNS}
+                {
+                    k: (v is not None) if k in _EVENT_COLUMNS else v
+                    for k, v in zip(names, row, strict=True)
+                    if k not in _CLOCK_COLUMNS and k not in _RANDOM_COLUMNS
+                }
                 for row in cursor.fetchall()
             ]
+        cursor = conn.execute(_SESSIONS)
+        state["user_sessions"] = [dict(zip(("user_id", "revoked"), r, strict=True)) for r in cursor]
     return state
 
 
@@ -145,9 +162,11 @@ class World:
 
     def _send(self, server: BackendServer, call: Call, expected: Backend) -> Exchange:
         headers = self._credentials(server, call)
-        for name, value in call.headers:  # "{alice}" stands for alice's API token
-            for who, person in self.people.items():
+        for name, value in call.headers:  # "{alice}" stands for alice's API token,
+            for who, person in self.people.items():  # "{alice_cookie}" for her session cookie
                 value = value.replace(f"{{{who}}}", person.token)
+            for who, cookie in server.cookies.items():
+                value = value.replace(f"{{{who}}}", cookie)
             headers[name] = value
         content: Any = call.body
         if call.chunked and call.body is not None:
@@ -204,9 +223,9 @@ def _login(process: ServerProcess, person: Person) -> str:
     return f"aa_session={cookie}"
 
 
-def _seed_database(root: Path, template: Path) -> tuple[Path, dict[str, Person]]:
+def _seed_database(root: Path, template: Path, graph_url: str) -> tuple[Path, dict[str, Person]]:
     shutil.copy(template, root / "app.db")
-    runtime = Runtime(load_settings(make_environ(root)))
+    runtime = Runtime(load_settings(make_environ(root, AA_GRAPH_URL=graph_url)))
     try:
         people = {
             who: create_person(runtime, email, is_admin=who == "admin")
@@ -222,13 +241,20 @@ def _seed_database(root: Path, template: Path) -> tuple[Path, dict[str, Person]]
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[World]:
-    """Seed once, then one gateway per backend over its own copy of the seeded database."""
-    seeded, people = _seed_database(tmp_path_factory.mktemp("parity-seed"), sqlite_template)
+    """Seed once, then one gateway per backend over its own copy of the seeded database.
+
+    Both share one fake Graph API (read only by the cases: calendars are looked up and
+    listed, never written), whose mailboxes hold the remote calendars of _seed.py.
+    """
+    graph = _seed.remote_calendars(FakeGraphServer()).start()
+    seeded, people = _seed_database(
+        tmp_path_factory.mktemp("parity-seed"), sqlite_template, graph.url
+    )
     servers: dict[Backend, BackendServer] = {}
     try:
         for backend in BACKENDS:
             root = tmp_path_factory.mktemp(f"parity-{backend}")
-            environ = make_environ(root)
+            environ = make_environ(root, AA_GRAPH_URL=graph.url)
             copy_database(seeded, root / "app.db")
             Path(environ["AA_FLAGS_FILE"]).write_text(flags_yaml(backend))
             process = ServerProcess(environ, root / "server.log")
@@ -255,3 +281,4 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
         for server in servers.values():
             server.client.close()
             server.process.stop()
+        graph.stop()

@@ -126,6 +126,12 @@ def test_settings_are_frozen(var_dir: Path) -> None:
         ("AA_RETIRE_AFTER_DAYS", "0", r"AA_RETIRE_AFTER_DAYS=0 is too small"),
         ("AA_STATS_RETENTION_DAYS", "3", r"AA_STATS_RETENTION_DAYS=3 is too small \(minimum 7\)"),
         ("AA_SECRET_KEY", "short", r"AA_SECRET_KEY is too short"),
+        ("AA_SECRET_KEY", " " * 16, r"AA_SECRET_KEY is empty or only whitespace"),
+        ("AA_SECRET_KEY", "\t \n" * 8, r"AA_SECRET_KEY is empty or only whitespace"),
+        ("AA_SECRET_KEY", "   short-key   ", r"AA_SECRET_KEY is too short \(9 characters"),
+        ("AA_LOGIN_FAILURES_PER_ACCOUNT", "0", r"AA_LOGIN_FAILURES_PER_ACCOUNT=0 is too small"),
+        ("AA_LOGIN_FAILURES_PER_ADDRESS", "many", r"AA_LOGIN_FAILURES_PER_ADDRESS='many' is not"),
+        ("AA_LOGIN_FAILURE_WINDOW_S", "-5", r"AA_LOGIN_FAILURE_WINDOW_S=-5 is too small"),
     ],
 )
 def test_an_invalid_value_names_its_variable(
@@ -195,3 +201,40 @@ def test_database_urls_are_mapped_to_async_drivers(url: str, normalized: str) ->
 def test_other_database_urls_are_refused(url: str) -> None:
     with pytest.raises(ConfigError, match=r"AA_DATABASE_URL scheme .* is not supported"):
         normalize_database_url(url)
+
+
+def test_login_throttling_has_sane_defaults(var_dir: Path) -> None:
+    settings = load(var_dir, AA_SECRET_KEY=KEY)
+    assert (
+        settings.login_failures_per_account,
+        settings.login_failures_per_address,
+        settings.login_failure_window_s,
+    ) == (5, 50, 900)
+
+
+@pytest.mark.parametrize("content", ["", "   \n", "\t\t\n\n"])
+def test_an_empty_key_file_is_refused_with_what_to_do(var_dir: Path, content: str) -> None:
+    var_dir.mkdir(parents=True, exist_ok=True)
+    (var_dir / "secret_key").write_text(content)
+    with pytest.raises(
+        ConfigError, match=r"secret_key is empty or only whitespace.*delete the file"
+    ):
+        load(var_dir)
+
+
+def test_a_short_key_file_is_refused(var_dir: Path) -> None:
+    var_dir.mkdir(parents=True, exist_ok=True)
+    (var_dir / "secret_key").write_text("tiny\n")
+    with pytest.raises(ConfigError, match=r"secret_key is too short \(4 characters"):
+        load(var_dir)
+
+
+def test_a_key_file_is_read_without_its_trailing_newline(var_dir: Path) -> None:
+    var_dir.mkdir(parents=True, exist_ok=True)
+    (var_dir / "secret_key").write_text(KEY + "\n")
+    assert load(var_dir).secret_key == KEY
+
+
+def test_generating_a_key_leaves_no_draft_behind(var_dir: Path) -> None:
+    load(var_dir)
+    assert [p.name for p in var_dir.iterdir()] == ["secret_key"]

@@ -16,18 +16,18 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from shared.errors import ProviderError, ProviderTimeout
+from shared.errors import ProviderError, ProviderTimeout, RemoteCalendarNotFound
 from shared.providers import CalendarRef, GraphProvider, ProviderEvent
-from tests.fakes.graph_server import FakeGraphServer
+from tests.fakes.graph_server import DEFAULT_MAILBOX, FakeGraphServer
 
-CAL = CalendarRef(id=1, provider_id="cal-1")
+CAL = CalendarRef(id=1, provider_id="cal-1", mailbox=DEFAULT_MAILBOX)
 JAN_1 = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = "s3cret-graph-token"
 
 
 @pytest.fixture
 def graph() -> Iterator[FakeGraphServer]:
-    with FakeGraphServer(base_path="/v1.0/me") as server:
+    with FakeGraphServer(base_path="/v1.0") as server:
         server.add_calendar("cal-1")
         yield server
 
@@ -264,7 +264,7 @@ async def test_other_4xx_is_not_retried(graph: FakeGraphServer, provider: GraphP
 async def test_unknown_calendar_raises_provider_error_with_the_remote_message(
     provider: GraphProvider,
 ) -> None:
-    missing = CalendarRef(id=9, provider_id="no-such-cal")
+    missing = CalendarRef(id=9, provider_id="no-such-cal", mailbox=DEFAULT_MAILBOX)
 
     with pytest.raises(
         ProviderError,
@@ -319,7 +319,9 @@ async def test_calendar_without_provider_id_raises_before_any_request(
     graph: FakeGraphServer, provider: GraphProvider
 ) -> None:
     with pytest.raises(ProviderError, match="calendar 7 has no provider_id"):
-        await provider.list_events(CalendarRef(id=7, provider_id=None), JAN_1, JAN_1)
+        await provider.list_events(
+            CalendarRef(id=7, provider_id=None, mailbox=DEFAULT_MAILBOX), JAN_1, JAN_1
+        )
 
     assert graph.request_count == 0
 
@@ -363,7 +365,9 @@ async def test_create_event_in_unknown_calendar_raises_provider_error(
     event = ProviderEvent("x", "s", JAN_1, JAN_1 + timedelta(hours=1))
 
     with pytest.raises(ProviderError, match=r"POST .*/calendars/gone/events answered 404"):
-        await provider.create_event(CalendarRef(id=3, provider_id="gone"), event)
+        await provider.create_event(
+            CalendarRef(id=3, provider_id="gone", mailbox=DEFAULT_MAILBOX), event
+        )
 
 
 # -- lifecycle -----------------------------------------------------------------------------
@@ -434,7 +438,8 @@ async def test_http_proxy_from_the_environment_is_used(
                 await proxied.list_events(CAL, JAN_1, JAN_1 + timedelta(days=1))
 
     assert len(proxy.lines) == 1
-    assert proxy.lines[0].startswith(f"GET {graph.url}/calendars/cal-1/calendarView?")
+    calendar_view = f"{graph.url}/users/{DEFAULT_MAILBOX}/calendars/cal-1/calendarView?"
+    assert proxy.lines[0].startswith(f"GET {calendar_view}")
     assert graph.request_count == 0
 
 
@@ -449,3 +454,72 @@ async def test_no_proxy_exempts_the_graph_host(
 
     assert proxy.lines == []
     assert graph.request_count == 1
+
+
+# -- mailboxes -------------------------------------------------------------------------------
+
+
+async def test_a_calendar_is_only_reached_in_its_own_mailbox(
+    graph: FakeGraphServer, provider: GraphProvider
+) -> None:
+    graph.add_calendar("bob-cal", mailbox="bob@example.com")
+    graph.add_event("bob-cal", start=JAN_1, end=JAN_1 + timedelta(hours=1), subject="Bob's")
+    as_alice = CalendarRef(id=4, provider_id="bob-cal", mailbox="alice@example.com")
+    as_bob = CalendarRef(id=4, provider_id="bob-cal", mailbox="bob@example.com")
+    event = ProviderEvent("x", "Planted", JAN_1, JAN_1 + timedelta(hours=1))
+
+    assert await provider.has_calendar(as_bob)
+    assert not await provider.has_calendar(as_alice)
+    with pytest.raises(RemoteCalendarNotFound, match=r"not in mailbox alice@example\.com") as read:
+        await provider.list_events(as_alice, JAN_1, JAN_1 + timedelta(days=1))
+    with pytest.raises(RemoteCalendarNotFound, match=r"not in mailbox alice@example\.com"):
+        await provider.create_event(as_alice, event)
+
+    assert read.value.status == 403
+    assert [e["subject"] for e in graph.events("bob-cal")] == ["Bob's"]
+    assert {r.path for r in graph.requests if "alice" in r.path} == {
+        "/v1.0/users/alice@example.com/calendars/bob-cal",
+        "/v1.0/users/alice@example.com/calendars/bob-cal/calendarView",
+        "/v1.0/users/alice@example.com/calendars/bob-cal/events",
+    }
+
+
+async def test_an_id_with_slashes_and_plus_signs_stays_one_path_segment(
+    graph: FakeGraphServer, provider: GraphProvider
+) -> None:
+    odd = "AAMk/ab+cd=="
+    graph.add_calendar(odd)
+    graph.add_event(odd, start=JAN_1, end=JAN_1 + timedelta(hours=1), subject="found")
+
+    events = await provider.list_events(
+        CalendarRef(id=2, provider_id=odd, mailbox=DEFAULT_MAILBOX), JAN_1, JAN_1 + timedelta(1)
+    )
+
+    assert [e.subject for e in events] == ["found"]
+
+
+@pytest.mark.parametrize(
+    ("provider_id", "mailbox"),
+    [
+        ("..", DEFAULT_MAILBOX),
+        ("../../users/bob@example.com/calendars/bob-cal", DEFAULT_MAILBOX),
+        ("%2e%2e", DEFAULT_MAILBOX),
+        ("cal-1?$select=x", DEFAULT_MAILBOX),
+        ("cal-1#x", DEFAULT_MAILBOX),
+        ("cal 1", DEFAULT_MAILBOX),
+        ("cal-1", ".."),
+        ("cal-1", "bob@example.com/calendars/bob-cal#"),
+        ("cal-1", None),
+    ],
+)
+async def test_ids_that_could_change_the_remote_path_never_leave_the_process(
+    graph: FakeGraphServer, provider: GraphProvider, provider_id: str, mailbox: str | None
+) -> None:
+    ref = CalendarRef(id=5, provider_id=provider_id, mailbox=mailbox)
+
+    with pytest.raises(ProviderError, match="calendar 5"):
+        await provider.list_events(ref, JAN_1, JAN_1 + timedelta(days=1))
+    with pytest.raises(ProviderError, match="calendar 5"):
+        await provider.has_calendar(ref)
+
+    assert graph.request_count == 0

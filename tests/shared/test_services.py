@@ -21,6 +21,7 @@ from shared.models import (
     ApiToken,
     Appointment,
     ArchiveConfiguration,
+    Calendar,
     User,
     utcnow,
 )
@@ -31,6 +32,7 @@ from shared.runtime import Runtime
 from shared.seed import DEMO_EMAIL, seed_demo
 from shared.services import default_window, find_overlaps
 from shared.services.users import ActorCache
+from shared.sessions import SessionIdentity
 from shared.validation import parse_appointment, parse_appointment_query, parse_archive_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -63,6 +65,15 @@ async def make_calendar(
         actor, {"name": name, "role": role, "provider": "local", **extra}
     )
     return int(calendar["id"])
+
+
+async def insert_calendar(runtime: Runtime, actor: Actor, name: str, **values: Any) -> int:
+    """A calendar row written directly, as one stored before remote calendars were checked."""
+    async with runtime.db.session() as session:
+        row = await CalendarRepository(session).add(
+            Calendar(owner_id=actor.user_id, name=name, role="source", **values)
+        )
+        return row.id
 
 
 async def make_appointment(
@@ -120,18 +131,18 @@ async def test_a_bad_email_or_short_password_is_refused(domain: Runtime) -> None
 async def test_password_authentication(domain: Runtime) -> None:
     users = domain.services.users
     await users.create("alice@example.com", "right-password", is_admin=True)
-    actor = await users.authenticate_password(" alice@example.com", "right-password")
+    actor = (await users.sign_in(" alice@example.com", "right-password")).actor
     assert (actor.email, actor.is_admin) == ("alice@example.com", True)
     with pytest.raises(Unauthorized, match=r"^wrong email or password$"):
-        await users.authenticate_password("alice@example.com", "wrong-password")
+        await users.sign_in("alice@example.com", "wrong-password")
     with pytest.raises(Unauthorized, match=r"^wrong email or password$"):
-        await users.authenticate_password("nobody@example.com", "right-password")
+        await users.sign_in("nobody@example.com", "right-password")
 
 
 async def test_a_token_authenticates_its_user_and_records_its_use(domain: Runtime) -> None:
     users = domain.services.users
     alice = await make_actor(domain, "alice@example.com")
-    token = await users.create_token("alice@example.com", name="laptop")
+    token = await domain.services.tokens.create("alice@example.com", name="laptop")
     assert token.startswith("aa_")
 
     assert await users.authenticate_token(token) == alice
@@ -145,7 +156,7 @@ async def test_a_token_authenticates_its_user_and_records_its_use(domain: Runtim
 async def test_unknown_and_revoked_tokens_are_refused(domain: Runtime) -> None:
     users = domain.services.users
     await make_actor(domain, "alice@example.com")
-    token = await users.create_token("alice@example.com")
+    token = await domain.services.tokens.create("alice@example.com")
     with pytest.raises(Unauthorized, match="invalid or revoked API token"):
         await users.authenticate_token(token + "x")
     async with domain.db.session() as session:
@@ -169,7 +180,7 @@ async def test_a_revoked_token_works_until_the_actor_cache_period_ends(domain: R
     clock = ManualClock()
     users.actors = ActorCache(5.0, clock=clock)
     alice = await make_actor(domain, "alice@example.com")
-    token = await users.create_token("alice@example.com")
+    token = await domain.services.tokens.create("alice@example.com")
     assert await users.authenticate_token(token) == alice
     async with domain.db.session() as session:
         await session.execute(update(ApiToken).values(revoked_at=utcnow()))
@@ -185,7 +196,7 @@ async def test_with_the_actor_cache_off_a_revocation_applies_at_once(domain: Run
     users = domain.services.users
     users.actors = ActorCache(0)
     await make_actor(domain, "alice@example.com")
-    token = await users.create_token("alice@example.com")
+    token = await domain.services.tokens.create("alice@example.com")
     await users.authenticate_token(token)
     async with domain.db.session() as session:
         await session.execute(update(ApiToken).values(revoked_at=utcnow()))
@@ -193,15 +204,21 @@ async def test_with_the_actor_cache_off_a_revocation_applies_at_once(domain: Run
         await users.authenticate_token(token)
 
 
+async def session_of(runtime: Runtime, email: str) -> SessionIdentity:
+    """Sign `email` in (password `pw-<email>`) and return the session its cookie would name."""
+    signed_in = await runtime.services.users.sign_in(email, f"pw-{email}")
+    return SessionIdentity(signed_in.actor.user_id, signed_in.sid)
+
+
 async def test_the_actor_cache_keeps_successes_only(domain: Runtime) -> None:
     users = domain.services.users
     users.actors = ActorCache(60.0, clock=ManualClock())
     alice = await make_actor(domain, "alice@example.com")
-    assert await users.actor_by_id(alice.user_id + 1) is None  # not cached as "no such user"
-    bob = await make_actor(domain, "bob@example.com")
-    assert bob.user_id == alice.user_id + 1
-    assert await users.actor_by_id(bob.user_id) == bob
-    assert await users.resolve(None, alice.user_id) == alice
+    session = await session_of(domain, alice.email)
+    unknown = SessionIdentity(alice.user_id, "not-a-session")
+    assert await users.actor_of_session(unknown) is None  # not cached as "no such session"
+    assert await users.actor_of_session(session) == alice
+    assert await users.resolve(None, session) == alice
 
 
 async def test_a_session_user_change_shows_after_the_period(domain: Runtime) -> None:
@@ -209,12 +226,13 @@ async def test_a_session_user_change_shows_after_the_period(domain: Runtime) -> 
     clock = ManualClock()
     users.actors = ActorCache(5.0, clock=clock)
     alice = await make_actor(domain, "alice@example.com")
-    assert await users.actor_by_id(alice.user_id) == alice
-    async with domain.db.session() as session:
-        await session.execute(update(User).values(is_admin=True))
-    assert (await users.actor_by_id(alice.user_id)) == alice
+    session = await session_of(domain, alice.email)
+    assert await users.actor_of_session(session) == alice
+    async with domain.db.session() as db_session:
+        await db_session.execute(update(User).values(is_admin=True))
+    assert (await users.actor_of_session(session)) == alice
     clock.now += 5.0
-    promoted = await users.actor_by_id(alice.user_id)
+    promoted = await users.actor_of_session(session)
     assert promoted is not None and promoted.is_admin
 
 
@@ -235,23 +253,26 @@ def test_the_actor_cache_stays_within_its_bound() -> None:
 
 async def test_a_token_for_an_unknown_user_is_not_issued(domain: Runtime) -> None:
     with pytest.raises(NotFound, match=r"user 'nobody@example\.com' not found"):
-        await domain.services.users.create_token("nobody@example.com")
+        await domain.services.tokens.create("nobody@example.com")
 
 
 async def test_resolve_prefers_the_token_and_refuses_a_malformed_header(domain: Runtime) -> None:
     users = domain.services.users
     alice = await make_actor(domain, "alice@example.com")
     bob = await make_actor(domain, "bob@example.com")
-    token = await users.create_token("bob@example.com")
+    token = await domain.services.tokens.create("bob@example.com")
+    session = await session_of(domain, alice.email)
 
     assert await users.resolve(None, None) is None
-    assert await users.resolve(None, alice.user_id) == alice
-    assert await users.resolve(None, 10**30) is None  # a session of a vanished user
-    assert await users.resolve(None, True) is None  # only a real int is a user id
-    assert await users.resolve(f"Bearer {token}", alice.user_id) == bob
+    assert await users.resolve(None, session) == alice
+    # a session of a vanished user, another user's session id, an unknown session id
+    assert await users.resolve(None, SessionIdentity(10**30, session.sid)) is None
+    assert await users.resolve(None, SessionIdentity(bob.user_id, session.sid)) is None
+    assert await users.resolve(None, SessionIdentity(alice.user_id, "forged")) is None
+    assert await users.resolve(f"Bearer {token}", session) == bob
     for header in ("Basic abc", "Bearer ", "Bearer"):
         with pytest.raises(Unauthorized, match="malformed Authorization header"):
-            await users.resolve(header, alice.user_id)
+            await users.resolve(header, session)
 
 
 # -- calendars ---------------------------------------------------------------------------------
@@ -309,7 +330,9 @@ async def test_a_calendar_used_by_a_configuration_cannot_be_deleted(domain: Runt
 
 async def test_a_graph_calendar_cannot_lose_its_provider_id(domain: Runtime) -> None:
     alice = await make_actor(domain, "alice@example.com")
-    calendar_id = await make_calendar(domain, alice, provider="graph", provider_id="AAMk-1")
+    calendar_id = await insert_calendar(
+        domain, alice, "Work", provider="graph", provider_id="AAMk-1"
+    )
     with pytest.raises(ValidationFailed, match="check provider_id"):
         await domain.services.calendars.update(alice, calendar_id, {"provider_id": None})
     assert (await domain.services.calendars.get(alice, calendar_id))["provider_id"] == "AAMk-1"
@@ -626,7 +649,7 @@ async def test_a_run_refuses_a_window_that_ends_before_it_starts(domain: Runtime
 
 async def test_a_provider_failure_is_logged_as_a_failed_run(domain: Runtime) -> None:
     alice = await make_actor(domain, "alice@example.com")
-    remote = await make_calendar(domain, alice, "Remote", provider="graph", provider_id="AAMk")
+    remote = await insert_calendar(domain, alice, "Remote", provider="graph", provider_id="AAMk")
     archive = await make_calendar(domain, alice, "Archive", "archive")
     config_id = await make_config(domain, alice, remote, archive)
     with pytest.raises(ProviderError, match="AA_GRAPH_URL is not set"):
@@ -761,7 +784,7 @@ async def test_seed_demo_creates_its_data_once(domain: Runtime) -> None:
     assert (second.created, second.config_id) == (False, first.config_id)
     async with domain.db.read_session() as session:
         assert await session.scalar(select(func.count()).select_from(Appointment)) == 500
-    actor = await domain.services.users.authenticate_password(first.email, first.password)
+    actor = (await domain.services.users.sign_in(first.email, first.password)).actor
     assert actor.is_admin
     config = await domain.services.archive.get_config(actor, first.config_id)
     assert config["excluded_categories"] == ["Personal"]
@@ -769,7 +792,7 @@ async def test_seed_demo_creates_its_data_once(domain: Runtime) -> None:
 
 async def test_the_demo_data_archives_with_overlaps(domain: Runtime) -> None:
     login = await seed_demo(domain.db, today=date(2026, 5, 4))
-    actor = await domain.services.users.authenticate_password(login.email, login.password)
+    actor = (await domain.services.users.sign_in(login.email, login.password)).actor
     entry = await domain.services.archive.run(actor, login.config_id, today=date(2026, 5, 4))
     assert entry["archived"] > 0 and entry["overlap"] > 0 and entry["skipped"] > 0
     again = await domain.services.archive.run(actor, login.config_id, today=date(2026, 5, 4))

@@ -11,9 +11,11 @@ import pytest
 from shared.errors import MalformedJSON, ValidationFailed
 from shared.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, PageRequest, link_header
 from shared.validation import (
+    MAX_JSON_DEPTH,
     aware_datetime,
     boolean,
     choice,
+    decode_json,
     integer,
     parse_appointment,
     parse_appointment_query,
@@ -453,3 +455,29 @@ def test_link_header_keeps_other_parameters_and_encodes_them() -> None:
         "page": ["2"],
         "per_page": ["7"],
     }
+
+
+# -- JSON bodies: depth and text -------------------------------------------------------------
+
+
+def test_json_nested_beyond_the_limit_is_a_400_whatever_the_parser_can_take() -> None:
+    assert decode_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) is not None
+    for raw in (
+        b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1),
+        b'{"a":' * 500 + b"1" + b"}" * 500,
+        b"[" * 100_000,  # too deep for the parser itself (RecursionError)
+    ):
+        with pytest.raises(MalformedJSON, match="nested too deeply"):
+            decode_json(raw)
+
+
+def test_a_lone_surrogate_in_text_names_its_field() -> None:
+    body = decode_json(b'{"name": "a\\ud800", "role": "source"}')
+    with pytest.raises(ValidationFailed, match="check name") as caught:
+        parse_calendar(body)
+    assert caught.value.details == [
+        {
+            "field": "name",
+            "message": "must be valid Unicode text (a lone surrogate U+D800 at position 1)",
+        }
+    ]

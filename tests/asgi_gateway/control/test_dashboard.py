@@ -68,6 +68,17 @@ def test_a_token_of_another_session_is_refused(
     assert mode_of(gateway_server, admin) == "legacy"
 
 
+def test_a_token_of_another_session_of_the_same_admin_is_refused(
+    gateway_server: ServerProcess, admin: Person
+) -> None:
+    with sign_in(gateway_server, admin) as first, sign_in(gateway_server, admin) as second:
+        token = form_value(first.get(PAGE), "csrf_token")
+        assert token != form_value(second.get(PAGE), "csrf_token")
+        response = flip(second, token)
+    assert response.status_code == 400
+    assert mode_of(gateway_server, admin) == "legacy"
+
+
 def test_a_forged_cookie_and_form_pair_is_refused(
     gateway_server: ServerProcess, admin: Person
 ) -> None:
@@ -75,6 +86,23 @@ def test_a_forged_cookie_and_form_pair_is_refused(
     with sign_in(gateway_server, admin) as browser:
         browser.cookies.set("rollout_csrf", "attacker-chosen", path="/_rollout")
         response = flip(browser, "attacker-chosen")
+    assert response.status_code == 400
+    assert mode_of(gateway_server, admin) == "legacy"
+
+
+def test_a_token_does_not_outlive_signing_in_again(
+    gateway_server: ServerProcess, admin: Person
+) -> None:
+    with sign_in(gateway_server, admin) as browser:
+        old = form_value(browser.get(PAGE), "csrf_token")
+        logout_token = form_value(browser.get("/logout"), "csrf_token")
+        browser.post("/logout", data={"csrf_token": logout_token})
+        token = form_value(browser.get("/login"), "csrf_token")
+        browser.post(
+            "/login",
+            data={"csrf_token": token, "email": admin.email, "password": admin.password},
+        )
+        response = flip(browser, old)
     assert response.status_code == 400
     assert mode_of(gateway_server, admin) == "legacy"
 
