@@ -42,6 +42,11 @@ class Settings:
     retire_after_days: int
     stats_retention_days: int
     auth_cache_s: float = 5.0
+    scheduler_enabled: bool = True
+    scheduler_tick_s: float = 1.0
+    job_lease_s: float = 60.0
+    job_misfire_grace_s: float = 60.0
+    job_shutdown_grace_s: float = 10.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -97,6 +102,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retire_after_days=_int(env_map, "AA_RETIRE_AFTER_DAYS", 7, minimum=1),
         stats_retention_days=_int(env_map, "AA_STATS_RETENTION_DAYS", 7, minimum=7),
         auth_cache_s=_float(env_map, "AA_AUTH_CACHE_S", 5.0, allow_zero=True),
+        scheduler_enabled=_switch(env_map, "AA_SCHEDULER", default=True),
+        scheduler_tick_s=_float(env_map, "AA_SCHEDULER_TICK_S", 1.0),
+        job_lease_s=_lease(env_map),
+        job_misfire_grace_s=_float(env_map, "AA_JOB_MISFIRE_GRACE_S", 60.0),
+        job_shutdown_grace_s=_float(env_map, "AA_JOB_SHUTDOWN_GRACE_S", 10.0, allow_zero=True),
     )
 
 
@@ -141,6 +151,24 @@ def _secret_key(environ: Mapping[str, str], env: str, var_dir: Path) -> str:
         fh.write(key)
     _log.warning("AA_SECRET_KEY is not set; generated a development key in %s", path)
     return key
+
+
+def _switch(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() not in ("on", "off"):
+        raise ConfigError(f"{name}={raw!r} is not valid (expected on or off)")
+    return raw.lower() == "on"
+
+
+def _lease(environ: Mapping[str, str]) -> float:
+    # A run's heartbeat is written every quarter lease; below a second the beats would be
+    # as frequent as the ticks and a slow database write could lapse a healthy run.
+    lease_s = _float(environ, "AA_JOB_LEASE_S", 60.0)
+    if lease_s < 1:
+        raise ConfigError(f"AA_JOB_LEASE_S={lease_s} is too small (minimum 1 second)")
+    return lease_s
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from shared.models import ActionLog, Appointment, ArchiveConfiguration, AuditLog, Calendar, User
+from shared.models import (
+    ActionLog,
+    Appointment,
+    ArchiveConfiguration,
+    AuditLog,
+    Calendar,
+    Job,
+    JobRun,
+    User,
+)
 
 
 def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
@@ -99,4 +108,35 @@ def audit_json(entry: AuditLog) -> dict[str, Any]:
         "after": entry.after,
         "reason": entry.reason,
         "created_at": instant(entry.created_at),
+    }
+
+
+def job_json(job: Job, last_run: JobRun | None) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "archive_config_id": job.archive_config_id,
+        "schedule": job.schedule,
+        "timezone": job.timezone,
+        "enabled": job.enabled,
+        "misfire": job.misfire,
+        "days_back": job.days_back,
+        "days_forward": job.days_forward,
+        "next_run_at": instant(job.next_run_at),
+        "last_run": None if last_run is None else job_run_json(last_run),
+        "created_at": instant(job.created_at),
+        "updated_at": instant(job.updated_at),
+    }
+
+
+def job_run_json(run: JobRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job_id": run.job_id,
+        "scheduled_for": instant(run.scheduled_for),
+        "status": run.status,
+        "claimed_by": run.claimed_by,
+        "started_at": instant(run.started_at),
+        "finished_at": instant(run.finished_at),
+        "action_log_id": run.action_log_id,
+        "error": run.error,
     }

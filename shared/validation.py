@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import MalformedJSON, ValidationFailed
 from shared.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, PageRequest
+from shared.schedules import MISFIRE_POLICIES, parse_schedule
 
 CALENDAR_ROLES = ("source", "archive")
 PROVIDERS = ("local", "graph")
@@ -310,6 +311,26 @@ ARCHIVE_CONFIG_FIELDS: list[Field] = [
     ("excluded_categories", string_list(), []),
 ]
 
+
+def schedule_text(value: Any) -> str:
+    """A schedule (cron, `daily@HH:MM`, `weekly@mon HH:MM`, `every 15m`), normalized."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a schedule string such as '0 2 * * *', got {_kind(value)}")
+    if "\x00" in value or len(value) > 100:
+        raise ValueError("must be at most 100 characters, without NUL characters")
+    return parse_schedule(value).text
+
+
+JOB_FIELDS: list[Field] = [
+    ("archive_config_id", integer(minimum=1), _MISSING),
+    ("schedule", schedule_text, _MISSING),
+    ("timezone", optional(timezone_name), None),
+    ("enabled", boolean, True),
+    ("misfire", choice(MISFIRE_POLICIES), "run_once"),
+    ("days_back", optional(integer(minimum=0, maximum=3650)), None),
+    ("days_forward", optional(integer(minimum=0, maximum=3650)), None),
+]
+
 ARCHIVE_RUN_FIELDS: list[Field] = [
     ("start", optional(lambda v: parse_instant(v, ZoneInfo("UTC"))), None),
     ("end", optional(lambda v: parse_instant(v, ZoneInfo("UTC"), end_of_day=True)), None),
@@ -379,6 +400,20 @@ def parse_archive_run(body: Any) -> dict[str, Any]:
         raise ValidationFailed(
             "invalid archive run: check end",
             details=[{"field": "end", "message": "must be after start"}],
+        )
+    return values
+
+
+def parse_job(body: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Body of jobs.create (or .update with `partial`); a missing timezone stays None.
+
+    `timezone: null` means "the configuration's" on create; an update cannot clear it.
+    """
+    values = parse_body(body, JOB_FIELDS, partial=partial, what="job")
+    if partial and "timezone" in values and values["timezone"] is None:
+        raise ValidationFailed(
+            "invalid job: check timezone",
+            details=[{"field": "timezone", "message": "must be an IANA time zone name, got null"}],
         )
     return values
 

@@ -7,12 +7,14 @@ from shared.providers import ProviderRegistry
 from shared.services.appointments import AppointmentService
 from shared.services.archive import ArchiveService, default_window, find_overlaps
 from shared.services.calendars import CalendarService
+from shared.services.jobs import JobService
 from shared.services.users import UserService
 
 __all__ = [
     "AppointmentService",
     "ArchiveService",
     "CalendarService",
+    "JobService",
     "Services",
     "UserService",
     "default_window",
@@ -28,3 +30,4 @@ class Services:
         self.calendars = CalendarService(db, providers)
         self.appointments = AppointmentService(db)
         self.archive = ArchiveService(db, providers)
+        self.jobs = JobService(db, lease_s=db.settings.job_lease_s)
