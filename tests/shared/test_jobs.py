@@ -1,4 +1,4 @@
-"""Jobs: the service (shared/services/jobs.py) and the claims (shared/claims.py) on both databases."""
+"""Jobs: the service (shared/services/jobs.py) and the claims (shared/claims.py), both databases."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -88,7 +89,7 @@ async def test_a_job_takes_the_configuration_time_zone_and_knows_its_next_run(
     assert (job["days_back"], job["days_forward"]) == (None, None)
     next_run = datetime.fromisoformat(job["next_run_at"])
     assert before < next_run <= before + timedelta(days=1, hours=1)
-    local = next_run.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+    local = next_run.astimezone(ZoneInfo("Europe/Berlin"))
     assert (local.hour, local.minute) in ((2, 30), (3, 30))  # 03:30 only on spring-forward day
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -183,7 +184,7 @@ def test_last_fire_walks_the_same_times_back(
 ) -> None:
     schedule = parse_schedule(text)
     fires = [utc(e) for e in expected]
-    for earlier, later in zip(fires, fires[1:], strict=False):
+    for earlier, later in itertools.pairwise(fires):
         assert last_fire(schedule, zone, later - timedelta(microseconds=1)) == earlier
         assert last_fire(schedule, zone, later) == later
 
