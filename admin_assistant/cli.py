@@ -87,8 +87,11 @@ def serve(host: str, port: int, workers: int) -> None:
 
 def _register_subcommands() -> None:
     from admin_assistant.flags_cli import flags
+    from admin_assistant.jobs_cli import jobs, scheduler
 
     main.add_command(flags)
+    main.add_command(jobs)
+    main.add_command(scheduler)
 
 
 # -- db ----------------------------------------------------------------------------------------

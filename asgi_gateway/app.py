@@ -18,6 +18,7 @@ from asgi_gateway.gateway import FlagSource, Gateway, Principal, build_gateway
 from legacy_flask import create_app, install_runtime
 from shared.config import Settings, load_settings
 from shared.runtime import Runtime
+from shared.scheduler import Scheduler
 
 _log = logging.getLogger(__name__)
 
@@ -34,10 +35,22 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         runtime = Runtime(settings)
         install_runtime(flask_app, runtime)
         state["runtime"] = runtime
+        scheduler = None
         try:
+            if settings.scheduler_enabled:
+                # Jobs run on this same loop, beside the requests; AA_SCHEDULER=off leaves
+                # them to `admin-assistant scheduler` processes.
+                scheduler = Scheduler.for_runtime(runtime, mode="gateway")
+                await scheduler.start()
+            state["scheduler"] = scheduler
             yield
         finally:
-            await runtime.aclose()
+            # The gateway has drained requests by now: stop jobs, then dispose the engine.
+            try:
+                if scheduler is not None:
+                    await scheduler.stop()
+            finally:
+                await runtime.aclose()
 
     async def authenticate(scope: dict[str, Any]) -> Principal | None:
         actor = await current_actor(Request(scope))

@@ -83,6 +83,8 @@ def create_app(
         auth,
         calendars,
         health,
+        job_pages,
+        jobs,
         pages,
     )
 
@@ -93,8 +95,10 @@ def create_app(
         appointments.bp,
         archive_configs.bp,
         archive.bp,
+        jobs.bp,
         health.bp,
         pages.bp,
+        job_pages.bp,
     ):
         app.register_blueprint(blueprint)
     return app

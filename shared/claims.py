@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -163,6 +163,13 @@ class JobClaims:
                 )
                 claimed.append(_claimed(active, job, config))
         return claimed, skipped
+
+    async def next_due_at(self) -> datetime | None:
+        """When the soonest enabled job is due (None when no job is enabled)."""
+        async with self.db.read_session() as session:
+            return await session.scalar(
+                select(func.min(Job.next_run_at)).where(Job.enabled.is_(True))
+            )
 
     async def claim_queued(self, now: datetime, limit: int) -> list[ClaimedRun]:
         """Claim queued runs (triggers, retries), oldest first; each goes to one scheduler."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shared.models import (
     ActionLog,
@@ -24,6 +25,13 @@ def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
     # Always convert: a value just written still carries the offset it was sent with, so a
     # create or run answered "+01:00" where every later read of it answers "+00:00".
     return moment.astimezone(tz or UTC).isoformat(timespec="seconds")
+
+
+def local_clock(moment: str | None, zone: str) -> str:
+    """An API instant (ISO 8601) as a wall-clock time in `zone`, e.g. `2026-03-29 03:30 CEST`."""
+    if moment is None:
+        return "-"
+    return datetime.fromisoformat(moment).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def user_json(user: User) -> dict[str, Any]:

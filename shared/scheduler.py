@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,7 @@ Mode = Literal["gateway", "standalone"]
 _log = logging.getLogger(__name__)
 _LAG_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
 _FORGET_SCHEDULERS_AFTER = timedelta(days=1)
+_WAKE_AFTER_DUE_S = 0.005
 
 
 class _Metrics:
@@ -115,6 +116,7 @@ class Scheduler:
         self._last_beat = 0.0
         self._last_beat_ok = time.monotonic()
         self._is_failing = False
+        self._next_due_at: datetime | None = None
         self._remove_listener: Callable[[], None] | None = None
 
     @classmethod
@@ -206,8 +208,18 @@ class Scheduler:
                 self._is_failing = True
                 self._fence_if_lease_lost()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.tick_s)
+                await asyncio.wait_for(self._wake.wait(), self._sleep_s())
             self._wake.clear()
+
+    def _sleep_s(self) -> float:
+        # Wake at the next due time when it comes before the next tick: runs start on time,
+        # not up to a tick late (and every scheduler contends for them at once).
+        if self._next_due_at is None:
+            return self.tick_s
+        until_due = (self._next_due_at - utcnow()).total_seconds()
+        if until_due <= 0:  # due, yet not taken: at capacity, or its schedule cannot be planned
+            return self.tick_s
+        return min(self.tick_s, until_due + _WAKE_AFTER_DUE_S)
 
     async def tick(self) -> None:
         """One round: keep leases, reap lapsed runs, claim queued and due runs, start them."""
@@ -230,6 +242,7 @@ class Scheduler:
                 self.metrics.runs.labels("skipped").inc(due.skipped)
             for claimed in due.runs:
                 self._start(claimed)
+        self._next_due_at = await self.claims.next_due_at()
 
     async def _beat(self) -> None:
         now = utcnow()

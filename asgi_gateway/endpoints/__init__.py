@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from asgi_gateway.endpoints import appointments, archive, archive_configs, auth, calendars
+from asgi_gateway.endpoints import (
+    appointments,
+    archive,
+    archive_configs,
+    auth,
+    calendars,
+    jobs,
+)
 
 routes: list[Route] = [
     *auth.routes,
@@ -15,6 +22,7 @@ routes: list[Route] = [
     *appointments.routes,
     *archive_configs.routes,
     *archive.routes,
+    *jobs.routes,
 ]
 
 __all__ = ["routes"]
