@@ -110,6 +110,17 @@ class World:
 
         return bridge.run(read())
 
+    def state(self) -> str:
+        async def read() -> list[JobRun]:
+            async with self.runtime.db.read_session() as session:
+                return list(await session.scalars(select(JobRun).order_by(JobRun.id)))
+
+        return "runs:\n" + "\n".join(
+            f"  {r.id} job {r.job_id} #{r.attempt} {r.scheduled_for} {r.status} by {r.claimed_by}: "
+            f"{r.error}"
+            for r in bridge.run(read())
+        )
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {getattr(p, 'log_path', '?')} ---\n{p.logs()[-3000:]}" for p in self.processes
@@ -124,7 +135,7 @@ def wait_for(what: str, check: Callable[[], Any], world: World, timeout_s: float
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}\n{world.logs()}")
+            pytest.fail(f"timed out waiting for {what}\n{world.state()}\n{world.logs()}")
         time.sleep(0.1)
 
 
@@ -258,3 +269,158 @@ def test_two_processes_on_sqlite_run_every_second_exactly_once(world: World) -> 
     gateway = world.gateway()
     world.scheduler()
     _run_every_second_for_15_s(world, gateway, schedulers=2)
+
+
+# -- a process dies, or is stopped, during a run -------------------------------------------------
+
+
+@pytest.fixture
+def graph_world(environ: dict[str, str], tmp_path: Path, graph: FakeGraphServer) -> Iterator[World]:
+    """A world whose source calendar is remote: the fake Graph API can hold a run mid-way."""
+    yield from _run_world(_world(environ, tmp_path, graph=graph))
+
+
+def _running(world: World, job_id: int) -> JobRun | None:
+    return next((r for r in world.runs(job_id) if r.status == "running"), None)
+
+
+def _stalled(world: World, job_id: int, graph: FakeGraphServer) -> JobRun:
+    """The job's running run, once its read of the remote calendar is held by the fake."""
+    run = wait_for("the run to start", lambda: _running(world, job_id), world)
+    wait_for("its Graph request", lambda: graph.request_count >= 1, world)
+    return run  # type: ignore[no-any-return]
+
+
+def test_a_killed_process_run_is_abandoned_then_retried_once_archiving_nothing_twice(
+    graph_world: World, graph: FakeGraphServer
+) -> None:
+    world = graph_world
+    lease = {"AA_JOB_LEASE_S": "2"}
+    gateways = [world.gateway(**lease), world.gateway(**lease)]
+    by_pid = {g.proc.pid: g for g in gateways if g.proc is not None}
+    graph.hang_next(1)  # the first archive run stalls reading the source calendar
+    with gateways[0].client(headers=world.alice.headers) as client:
+        job = create_job(client, world, schedule="weekly@mon 02:00", misfire="run_once")
+        assert client.post(f"/api/jobs/{job['id']}/trigger").status_code == 202
+    first = _stalled(world, job["id"], graph)
+    owner = by_pid[int((first.claimed_by or "").rsplit(":", 1)[1])]
+    owner.stop(signal.SIGKILL)
+
+    def retried() -> list[JobRun] | None:
+        runs = world.runs(job["id"])
+        return runs if len(runs) == 2 and runs[1].status == "succeeded" else None
+
+    abandoned, retry = wait_for("the retry to succeed", retried, world)
+    assert (abandoned.attempt, abandoned.status) == (1, "abandoned")
+    assert (
+        abandoned.error is not None and f"no heartbeat from {first.claimed_by}" in abandoned.error
+    )
+    assert (retry.attempt, retry.scheduled_for) == (2, abandoned.scheduled_for)
+    assert retry.claimed_by != first.claimed_by and retry.action_log_id is not None
+    # Three remote events, each archived once; one action log row: the retry's.
+    assert world.count(Appointment) == 3
+    assert world.count(ActionLog) == 1
+    with gateways[1 - gateways.index(owner)].client(headers=world.alice.headers) as client:
+        listed = client.get(f"/api/jobs/{job['id']}/runs").json()["data"]
+    assert [r["status"] for r in listed] == ["succeeded", "abandoned"]
+
+
+def test_sigterm_hands_an_unfinished_run_back_and_another_scheduler_finishes_it(
+    graph_world: World, graph: FakeGraphServer
+) -> None:
+    world = graph_world
+    gateway = world.gateway(AA_JOB_SHUTDOWN_GRACE_S="0.5")
+    graph.hang_next(1)
+    with gateway.client(headers=world.alice.headers) as client:
+        job = create_job(client, world, schedule="daily@02:00", misfire="skip")
+        run = client.post(f"/api/jobs/{job['id']}/trigger").json()
+    _stalled(world, job["id"], graph)
+    # uvicorn re-raises SIGTERM after its graceful shutdown (see test_resilience.py).
+    assert gateway.stop(signal.SIGTERM) == -signal.SIGTERM
+    assert "Application shutdown complete" in gateway.logs()
+    interrupted, queued = world.runs(job["id"])
+    assert (interrupted.id, interrupted.status) == (run["id"], "abandoned")
+    assert "shut down before the run finished" in (interrupted.error or "")
+    assert (queued.attempt, queued.status) == (2, "queued")
+    assert world.count(ActionLog) == 0  # nothing half-done was recorded
+
+    world.scheduler()
+    done = wait_for(
+        "the queued retry to succeed",
+        lambda: world.runs(job["id"])[1].status == "succeeded" and world.runs(job["id"]),
+        world,
+    )
+    assert done[1].action_log_id is not None
+    assert world.count(Appointment) == 3
+
+
+def test_sigterm_lets_a_run_that_finishes_in_time_succeed(
+    graph_world: World, graph: FakeGraphServer
+) -> None:
+    world = graph_world
+    graph.latency_ms = 1500  # each Graph request takes 1.5 s: the run is mid-way at SIGTERM
+    scheduler = world.scheduler(AA_JOB_SHUTDOWN_GRACE_S="30")
+    gateway = world.gateway(AA_SCHEDULER="off")
+    with gateway.client(headers=world.alice.headers) as client:
+        wait_for(
+            "the scheduler", lambda: client.get("/api/jobs/health").json()["schedulers"], world
+        )
+        job = create_job(client, world, schedule="daily@02:00")
+        client.post(f"/api/jobs/{job['id']}/trigger")
+    _stalled(world, job["id"], graph)
+    assert scheduler.stop(signal.SIGTERM) == 0
+    [run] = world.runs(job["id"])
+    assert run.status == "succeeded", (run.status, run.error, scheduler.logs())
+    assert world.count(Appointment) == 3
+
+
+def test_a_trigger_while_the_job_runs_is_refused_on_both_backends(
+    graph_world: World, graph: FakeGraphServer
+) -> None:
+    world = graph_world
+    admin = create_person(world.runtime, "admin@example.com", is_admin=True)
+    gateway = world.gateway()
+    graph.hang_next(1)
+    with gateway.client(headers=world.alice.headers) as client:
+        job = create_job(client, world, schedule="daily@02:00")
+        first = client.post(f"/api/jobs/{job['id']}/trigger")
+        assert first.status_code == 202 and first.json()["status"] == "queued"
+        _stalled(world, job["id"], graph)
+        answers = {}
+        for backend in ("legacy", "async"):
+            response = client.post(
+                f"/api/jobs/{job['id']}/trigger",
+                headers={**admin.headers, "X-Backend-Override": backend},
+            )
+            assert response.headers["x-served-by"] == backend
+            answers[backend] = (response.status_code, response.json())
+    assert answers["legacy"] == answers["async"]
+    status, body = answers["legacy"]
+    assert status == 409 and body["error"]["code"] == "conflict"
+    assert f"already has a run running (run {first.json()['id']})" in body["error"]["message"]
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def test_scheduler_metrics_reach_metrics_of_a_live_server(world: World, tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    gateway = world.gateway(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    with gateway.client(headers=world.alice.headers) as client:
+        job = create_job(client, world, schedule="every 1s")
+        wait_for(
+            "two runs",
+            lambda: sum(r.status == "succeeded" for r in world.runs(job["id"])) >= 2,
+            world,
+        )
+        client.patch(f"/api/jobs/{job['id']}", json={"enabled": False})
+        text = client.get("/metrics").text
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("scheduler_")
+    }
+    assert samples['scheduler_runs_total{result="succeeded"}'] >= 2
+    assert samples["scheduler_lag_seconds_count"] >= 2
+    assert "scheduler_runs_in_progress" in samples
