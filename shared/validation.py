@@ -316,8 +316,10 @@ def schedule_text(value: Any) -> str:
     """A schedule (cron, `daily@HH:MM`, `weekly@mon HH:MM`, `every 15m`), normalized."""
     if not isinstance(value, str):
         raise ValueError(f"must be a schedule string such as '0 2 * * *', got {_kind(value)}")
-    if "\x00" in value or len(value) > 100:
-        raise ValueError("must be at most 100 characters, without NUL characters")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if len(value) > 100:
+        raise ValueError(f"must be at most 100 characters, got {len(value)}")
     return parse_schedule(value).text
 
 
