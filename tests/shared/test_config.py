@@ -126,6 +126,12 @@ def test_settings_are_frozen(var_dir: Path) -> None:
         ("AA_RETIRE_AFTER_DAYS", "0", r"AA_RETIRE_AFTER_DAYS=0 is too small"),
         ("AA_STATS_RETENTION_DAYS", "3", r"AA_STATS_RETENTION_DAYS=3 is too small \(minimum 7\)"),
         ("AA_SECRET_KEY", "short", r"AA_SECRET_KEY is too short"),
+        ("AA_SCHEDULER", "yes", r"AA_SCHEDULER='yes' is not valid \(expected on or off\)"),
+        ("AA_SCHEDULER_TICK_S", "0", r"AA_SCHEDULER_TICK_S=0.0 must be greater than zero"),
+        ("AA_JOB_LEASE_S", "0.5", r"AA_JOB_LEASE_S=0.5 is too small \(minimum 1 second\)"),
+        ("AA_JOB_LEASE_S", "a minute", r"AA_JOB_LEASE_S='a minute' is not a number"),
+        ("AA_JOB_MISFIRE_GRACE_S", "-5", r"AA_JOB_MISFIRE_GRACE_S=-5.0 must be greater than zero"),
+        ("AA_JOB_SHUTDOWN_GRACE_S", "-1", r"AA_JOB_SHUTDOWN_GRACE_S=-1.0 must be zero or more"),
     ],
 )
 def test_an_invalid_value_names_its_variable(
@@ -195,3 +201,22 @@ def test_database_urls_are_mapped_to_async_drivers(url: str, normalized: str) ->
 def test_other_database_urls_are_refused(url: str) -> None:
     with pytest.raises(ConfigError, match=r"AA_DATABASE_URL scheme .* is not supported"):
         normalize_database_url(url)
+
+
+def test_scheduler_settings(var_dir: Path) -> None:
+    defaults = load(var_dir, AA_SECRET_KEY=KEY)
+    assert defaults.scheduler_enabled is True
+    assert (defaults.scheduler_tick_s, defaults.job_lease_s) == (1.0, 60.0)
+    assert (defaults.job_misfire_grace_s, defaults.job_shutdown_grace_s) == (60.0, 10.0)
+    tuned = load(
+        var_dir,
+        AA_SECRET_KEY=KEY,
+        AA_SCHEDULER="OFF",
+        AA_SCHEDULER_TICK_S="0.5",
+        AA_JOB_LEASE_S="15",
+        AA_JOB_MISFIRE_GRACE_S="300",
+        AA_JOB_SHUTDOWN_GRACE_S="0",
+    )
+    assert tuned.scheduler_enabled is False
+    assert (tuned.scheduler_tick_s, tuned.job_lease_s) == (0.5, 15.0)
+    assert (tuned.job_misfire_grace_s, tuned.job_shutdown_grace_s) == (300.0, 0.0)
