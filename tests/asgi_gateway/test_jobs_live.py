@@ -362,15 +362,18 @@ def test_sigterm_lets_a_run_that_finishes_in_time_succeed(
     scheduler = world.scheduler(AA_JOB_SHUTDOWN_GRACE_S="30")
     gateway = world.gateway(AA_SCHEDULER="off")
     with gateway.client(headers=world.alice.headers) as client:
-        wait_for(
+        # AA_SCHEDULER=off: the gateway runs no scheduler; the standalone one is all there is.
+        schedulers = wait_for(
             "the scheduler", lambda: client.get("/api/jobs/health").json()["schedulers"], world
         )
+        assert [(s["mode"], s["pid"]) for s in schedulers] == [("standalone", scheduler.proc.pid)]
         job = create_job(client, world, schedule="daily@02:00")
         client.post(f"/api/jobs/{job['id']}/trigger")
     _stalled(world, job["id"], graph)
     assert scheduler.stop(signal.SIGTERM) == 0
     [run] = world.runs(job["id"])
     assert run.status == "succeeded", (run.status, run.error, scheduler.logs())
+    assert run.claimed_by is not None and run.claimed_by.endswith(f":{scheduler.proc.pid}")
     assert world.count(Appointment) == 3
 
 

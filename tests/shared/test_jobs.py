@@ -325,3 +325,17 @@ async def test_scheduler_rows_and_health(domain: Runtime) -> None:
     async with domain.db.read_session() as session:
         assert (await session.scalar(select(Job.id).limit(1))) is not None
     assert datetime.now(UTC) > datetime.fromisoformat(row["started_at"])
+
+
+async def test_the_demo_data_has_a_nightly_job(domain: Runtime) -> None:
+    from shared.seed import seed_demo
+
+    login = await seed_demo(domain.db)
+    admin = await domain.services.users.authenticate_password(login.email, login.password)
+    [job] = (await domain.services.jobs.list(admin, PageRequest())).items
+    assert (job["archive_config_id"], job["schedule"], job["enabled"]) == (
+        login.config_id,
+        "daily@02:00",
+        True,
+    )
+    assert job["timezone"] == "Europe/London" and job["next_run_at"] is not None
