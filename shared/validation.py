@@ -54,7 +54,9 @@ def parse_timezone(name: str, problems: _Problems | None = None, field: str = "t
         if not name or "\x00" in name:
             raise ValueError
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: with the tzdata package installed (croniter brings it), a folder of the zone
+    # database such as "Europe" is opened as a file and raises IsADirectoryError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         message = f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin or UTC)"
         if problems is None:
             raise ValidationFailed(
