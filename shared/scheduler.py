@@ -195,6 +195,11 @@ class Scheduler:
     # -- ticking ------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        # The first tick waits a tick (or a wake-up): the start-up of the process (schema
+        # checks, other workers starting beside it) goes first, without our writes.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.tick_s)
+        self._wake.clear()
         while True:
             try:
                 async with self._tick_lock:

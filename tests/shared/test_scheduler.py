@@ -74,7 +74,6 @@ async def test_a_trigger_wakes_the_scheduler_at_once(domain: Runtime) -> None:
     jobs = scheduler(domain, tick_s=3600)  # would never tick again on its own
     await jobs.start()
     try:
-        await until("its first tick", lambda: _registered(domain, alice))
         run = await domain.services.jobs.trigger(alice, job["id"])
 
         async def finished() -> bool:
@@ -124,10 +123,6 @@ async def test_stop_hands_back_a_run_that_does_not_finish_within_the_grace(
 async def _at_least(read: Callable[[], Awaitable[list[Any]]], count: int) -> list[Any] | None:
     found = await read()
     return found if len(found) >= count else None
-
-
-async def _registered(runtime: Runtime, actor: Any) -> bool:
-    return bool((await runtime.services.jobs.health(actor))["schedulers"])
 
 
 def _graph_called(graph: FakeGraphServer) -> Callable[[], Awaitable[bool]]:
