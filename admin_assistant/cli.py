@@ -70,11 +70,14 @@ def serve(host: str, port: int, workers: int) -> None:
 
 def _register_subcommands() -> None:
     from admin_assistant.flags_cli import flags
+    from admin_assistant.jobs_cli import jobs, scheduler
     from admin_assistant.users_cli import tokens, users
 
     main.add_command(flags)
     main.add_command(users)
     main.add_command(tokens)
+    main.add_command(jobs)
+    main.add_command(scheduler)
 
 
 # -- db ----------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from shared import bridge
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, DatabaseUnavailable, Unauthorized
 from shared.runtime import Runtime
+from shared.scheduler import Scheduler, SchedulerMetrics
 from shared.sessions import SessionReader
 
 _log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
     settings = settings or load_settings()
     flask_app = create_app(settings=settings, defer_runtime=True)
     running: dict[str, Runtime] = {}  # the Runtime of the current lifespan
+    metrics: dict[str, SchedulerMetrics] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(gateway: Gateway, state: dict[str, Any]) -> AsyncIterator[None]:
@@ -61,12 +63,29 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
                 raise
             install_runtime(flask_app, runtime)
             state["runtime"] = running["runtime"] = runtime
+            scheduler = None
             try:
+                if settings.scheduler_enabled:
+                    # Jobs run on this same loop, beside the requests; AA_SCHEDULER=off
+                    # leaves them to `admin-assistant scheduler` processes.
+                    if "scheduler" not in metrics:  # once per gateway (and its registry)
+                        metrics["scheduler"] = SchedulerMetrics(gateway.registry)
+                    scheduler = Scheduler.for_runtime(
+                        runtime, mode="gateway", metrics=metrics["scheduler"]
+                    )
+                    await scheduler.start()
+                state["scheduler"] = scheduler
                 yield
             finally:
+                # The gateway has drained requests by now: stop jobs, then dispose the
+                # engine on this loop.
                 running.clear()
-                await runtime.aclose()
-                await bridge.run_shutdown_hooks()
+                try:
+                    if scheduler is not None:
+                        await scheduler.stop()
+                finally:
+                    await runtime.aclose()
+                    await bridge.run_shutdown_hooks()
         finally:
             bridge.unregister_loop(loop)
 

@@ -111,6 +111,8 @@ def create_app(
         auth,
         calendars,
         health,
+        job_pages,
+        jobs,
         pages,
         tokens,
     )
@@ -123,8 +125,10 @@ def create_app(
         archive_configs.bp,
         archive.bp,
         tokens.bp,
+        jobs.bp,
         health.bp,
         pages.bp,
+        job_pages.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -50,6 +50,11 @@ class Settings:
     login_failures_per_account: int = 5
     login_failures_per_address: int = 50
     login_failure_window_s: int = 900
+    scheduler_enabled: bool = True
+    scheduler_tick_s: float = 1.0
+    job_lease_s: float = 60.0
+    job_misfire_grace_s: float = 60.0
+    job_shutdown_grace_s: float = 10.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -113,6 +118,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         login_failures_per_account=_int(env_map, "AA_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1),
         login_failures_per_address=_int(env_map, "AA_LOGIN_FAILURES_PER_ADDRESS", 50, minimum=1),
         login_failure_window_s=_int(env_map, "AA_LOGIN_FAILURE_WINDOW_S", 900, minimum=1),
+        scheduler_enabled=_switch(env_map, "AA_SCHEDULER", default=True),
+        scheduler_tick_s=_float(env_map, "AA_SCHEDULER_TICK_S", 1.0),
+        job_lease_s=_lease(env_map),
+        job_misfire_grace_s=_float(env_map, "AA_JOB_MISFIRE_GRACE_S", 60.0),
+        job_shutdown_grace_s=_float(env_map, "AA_JOB_SHUTDOWN_GRACE_S", 10.0, allow_zero=True),
     )
 
 
@@ -197,6 +207,24 @@ def _checked_secret(key: str, source: str) -> str:
             f"{MIN_SECRET_LENGTH} random characters)"
         )
     return stripped if is_file else key
+
+
+def _switch(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() not in ("on", "off"):
+        raise ConfigError(f"{name}={raw!r} is not valid (expected on or off)")
+    return raw.lower() == "on"
+
+
+def _lease(environ: Mapping[str, str]) -> float:
+    # A run's heartbeat is written every quarter lease; below a second the beats would be
+    # as frequent as the ticks and a slow database write could lapse a healthy run.
+    lease_s = _float(environ, "AA_JOB_LEASE_S", 60.0)
+    if lease_s < 1:
+        raise ConfigError(f"AA_JOB_LEASE_S={lease_s} is too small (minimum 1 second)")
+    return lease_s
 
 
 def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of the domain: users, tokens, calendars, appointments, archiving, audit."""
+"""SQLAlchemy 2 models: users, tokens, calendars, appointments, archiving, jobs, audit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -156,6 +158,7 @@ class ArchiveConfiguration(Base):
     )
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Deprecated: never read. Jobs (the `jobs` table) schedule archive runs.
     schedule: Mapped[str | None] = mapped_column(String(100), default=None)
     days_back: Mapped[int] = mapped_column(Integer, default=7)
     days_forward: Mapped[int] = mapped_column(Integer, default=0)
@@ -197,3 +200,81 @@ class AuditLog(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# A job has at most one run queued or running: the database refuses a second (both dialects
+# support partial unique indexes), whichever process or machine tries to add it.
+_ACTIVE_RUN = "status IN ('queued', 'running')"
+
+
+class Job(Base):
+    """An archive configuration run on a schedule, in a time zone."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_enabled_next_run_at", "enabled", "next_run_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    archive_config_id: Mapped[int] = mapped_column(
+        ForeignKey("archive_configurations.id", ondelete="CASCADE"), index=True
+    )
+    schedule: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    misfire: Mapped[str] = mapped_column(String(16), default="run_once")  # skip | run_once
+    days_back: Mapped[int | None] = mapped_column(Integer, default=None)
+    days_forward: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The first scheduled time not yet handled; None while disabled.
+    next_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class JobRun(Base):
+    """One run of a job for one scheduled time (a retry is a second attempt of the same time)."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job_id", "scheduled_for", "attempt"),
+        Index(
+            "ix_job_runs_one_active",
+            "job_id",
+            unique=True,
+            sqlite_where=text(_ACTIVE_RUN),
+            postgresql_where=text(_ACTIVE_RUN),
+        ),
+        Index("ix_job_runs_status_heartbeat_at", "status", "heartbeat_at"),
+        Index("ix_job_runs_job_id_id", "job_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    scheduled_for: Mapped[datetime]
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    trigger: Mapped[str] = mapped_column(String(16), default="schedule")  # schedule | manual
+    # queued | running | succeeded | failed | abandoned | skipped
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(200), default=None)  # host:pid
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    action_log_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_log.id", ondelete="SET NULL"), default=None
+    )
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchedulerInstance(Base):
+    """A scheduler that is (or was) alive: the health endpoint reads these."""
+
+    __tablename__ = "scheduler_instances"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))  # gateway | standalone
+    started_at: Mapped[datetime]
+    last_tick_at: Mapped[datetime]
+    lag_s: Mapped[float | None] = mapped_column(Float, default=None)
+    running: Mapped[int] = mapped_column(Integer, default=0)

@@ -16,6 +16,9 @@ from shared.models import (
     ArchiveConfiguration,
     AuditLog,
     Calendar,
+    Job,
+    JobRun,
+    SchedulerInstance,
     User,
     UserSession,
 )
@@ -325,3 +328,88 @@ class AuditRepository:
         if target is not None:
             query = query.where(AuditLog.target == target)
         return await _paginate(self.session, query, page)
+
+
+ACTIVE_RUN_STATUSES = ("queued", "running")
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, job_id: int, *, for_update: bool = False) -> Job | None:
+        if not _is_id(job_id):
+            return None
+        # FOR UPDATE (PostgreSQL; SQLite has one writer anyway) orders everyone adding a run
+        # of this job: a trigger, a claim, a retry.
+        query = select(Job).where(Job.id == job_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query)
+
+    async def page(self, owner_id: int | None, page: PageRequest) -> Page[Job]:
+        query = select(Job).order_by(Job.id)
+        if owner_id is not None:
+            query = query.where(Job.owner_id == owner_id)
+        return await _paginate(self.session, query, page)
+
+    async def add(self, job: Job) -> Job:
+        self.session.add(job)
+        await self.session.flush()
+        return job
+
+    async def delete(self, job: Job) -> None:
+        await self.session.delete(job)
+        await self.session.flush()
+
+    async def last_runs(self, job_ids: Sequence[int]) -> dict[int, JobRun]:
+        """The newest run of each job (by id), in one query."""
+        if not job_ids:
+            return {}
+        newest = (
+            select(func.max(JobRun.id))
+            .where(JobRun.job_id.in_(job_ids))
+            .group_by(JobRun.job_id)
+            .scalar_subquery()
+        )
+        rows = await self.session.scalars(select(JobRun).where(JobRun.id.in_(newest)))
+        return {run.job_id: run for run in rows}
+
+    async def active_run(self, job_id: int) -> JobRun | None:
+        return await self.session.scalar(
+            select(JobRun).where(JobRun.job_id == job_id, JobRun.status.in_(ACTIVE_RUN_STATUSES))
+        )
+
+    async def runs(self, job_id: int, page: PageRequest) -> Page[JobRun]:
+        query = select(JobRun).where(JobRun.job_id == job_id).order_by(JobRun.id.desc())
+        return await _paginate(self.session, query, page)
+
+    async def add_run(self, run: JobRun) -> JobRun:
+        self.session.add(run)
+        await self.session.flush()
+        return run
+
+    async def next_due(self, owner_id: int | None, limit: int) -> list[Job]:
+        query = (
+            select(Job)
+            .where(Job.enabled.is_(True), Job.next_run_at.is_not(None))
+            .order_by(Job.next_run_at, Job.id)
+            .limit(limit)
+        )
+        if owner_id is not None:
+            query = query.where(Job.owner_id == owner_id)
+        return list(await self.session.scalars(query))
+
+    async def count_runs(self, owner_id: int | None, status: str) -> int:
+        query = select(func.count(JobRun.id)).where(JobRun.status == status)
+        if owner_id is not None:
+            query = query.join(Job, Job.id == JobRun.job_id).where(Job.owner_id == owner_id)
+        return (await self.session.scalar(query)) or 0
+
+    async def schedulers_seen_since(self, since: datetime) -> list[SchedulerInstance]:
+        rows = await self.session.scalars(
+            select(SchedulerInstance)
+            .where(SchedulerInstance.last_tick_at >= since)
+            .order_by(SchedulerInstance.started_at, SchedulerInstance.id)
+        )
+        return list(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shared.models import (
     ActionLog,
@@ -12,6 +13,8 @@ from shared.models import (
     ArchiveConfiguration,
     AuditLog,
     Calendar,
+    Job,
+    JobRun,
     User,
 )
 
@@ -23,6 +26,13 @@ def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
     # Always convert: a value just written still carries the offset it was sent with, so a
     # create or run answered "+01:00" where every later read of it answers "+00:00".
     return moment.astimezone(tz or UTC).isoformat(timespec="seconds")
+
+
+def local_clock(moment: str | None, zone: str) -> str:
+    """An API instant (ISO 8601) as a wall-clock time in `zone`, e.g. `2026-03-29 03:30 CEST`."""
+    if moment is None:
+        return "-"
+    return datetime.fromisoformat(moment).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -118,4 +128,35 @@ def audit_json(entry: AuditLog) -> dict[str, Any]:
         "after": entry.after,
         "reason": entry.reason,
         "created_at": instant(entry.created_at),
+    }
+
+
+def job_json(job: Job, last_run: JobRun | None) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "archive_config_id": job.archive_config_id,
+        "schedule": job.schedule,
+        "timezone": job.timezone,
+        "enabled": job.enabled,
+        "misfire": job.misfire,
+        "days_back": job.days_back,
+        "days_forward": job.days_forward,
+        "next_run_at": instant(job.next_run_at),
+        "last_run": None if last_run is None else job_run_json(last_run),
+        "created_at": instant(job.created_at),
+        "updated_at": instant(job.updated_at),
+    }
+
+
+def job_run_json(run: JobRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job_id": run.job_id,
+        "scheduled_for": instant(run.scheduled_for),
+        "status": run.status,
+        "claimed_by": run.claimed_by,
+        "started_at": instant(run.started_at),
+        "finished_at": instant(run.finished_at),
+        "action_log_id": run.action_log_id,
+        "error": run.error,
     }

@@ -1,4 +1,4 @@
-"""Demo data: an admin, a source and an archive calendar, ~500 appointments, one configuration."""
+"""Demo data: an admin, two calendars, ~500 appointments, one configuration and its nightly job."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import asyncio
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from shared.auth import Passwords
 from shared.db import Database
-from shared.models import Appointment, ArchiveConfiguration, Calendar, User
+from shared.models import Appointment, ArchiveConfiguration, Calendar, Job, User
+from shared.schedules import next_fire, parse_schedule
 
 DEMO_EMAIL = "admin@example.com"
 DEMO_PASSWORD = "admin-demo-password"
@@ -77,6 +79,20 @@ async def seed_demo(db: Database, *, today: date | None = None, count: int = 500
         )
         session.add(config)
         await session.flush()
+        # The demo configuration archives itself every night, as the original app did.
+        session.add(
+            Job(
+                owner_id=admin.id,
+                archive_config_id=config.id,
+                schedule="daily@02:00",
+                timezone=config.timezone,
+                enabled=True,
+                misfire="run_once",
+                next_run_at=next_fire(
+                    parse_schedule("daily@02:00"), ZoneInfo(config.timezone), datetime.now(UTC)
+                ),
+            )
+        )
         return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, True, config.id)
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import MalformedJSON, ValidationFailed
 from shared.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, PageRequest
+from shared.schedules import MISFIRE_POLICIES, parse_schedule
 
 CALENDAR_ROLES = ("source", "archive")
 PROVIDERS = ("local", "graph")
@@ -91,7 +92,9 @@ def parse_timezone(name: str, problems: _Problems | None = None, field: str = "t
         if not name or "\x00" in name:
             raise ValueError
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: with the tzdata package installed (croniter brings it), a folder of the zone
+    # database such as "Europe" is opened as a file and raises IsADirectoryError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         message = f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin or UTC)"
         if problems is None:
             raise ValidationFailed(
@@ -398,6 +401,28 @@ ARCHIVE_CONFIG_FIELDS: list[Field] = [
     ("excluded_categories", string_list(), []),
 ]
 
+
+def schedule_text(value: Any) -> str:
+    """A schedule (cron, `daily@HH:MM`, `weekly@mon HH:MM`, `every 15m`), normalized."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a schedule string such as '0 2 * * *', got {_kind(value)}")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if len(value) > 100:
+        raise ValueError(f"must be at most 100 characters, got {len(value)}")
+    return parse_schedule(value).text
+
+
+JOB_FIELDS: list[Field] = [
+    ("archive_config_id", integer(minimum=1), _MISSING),
+    ("schedule", schedule_text, _MISSING),
+    ("timezone", optional(timezone_name), None),
+    ("enabled", boolean, True),
+    ("misfire", choice(MISFIRE_POLICIES), "run_once"),
+    ("days_back", optional(integer(minimum=0, maximum=3650)), None),
+    ("days_forward", optional(integer(minimum=0, maximum=3650)), None),
+]
+
 ARCHIVE_RUN_FIELDS: list[Field] = [
     ("start", optional(lambda v: parse_instant(v, ZoneInfo("UTC"))), None),
     ("end", optional(lambda v: parse_instant(v, ZoneInfo("UTC"), end_of_day=True)), None),
@@ -498,6 +523,20 @@ def parse_archive_run(body: Any) -> dict[str, Any]:
         raise ValidationFailed(
             "invalid archive run: check end",
             details=[{"field": "end", "message": "must be after start"}],
+        )
+    return values
+
+
+def parse_job(body: Any, *, partial: bool = False) -> dict[str, Any]:
+    """Body of jobs.create (or .update with `partial`); a missing timezone stays None.
+
+    `timezone: null` means "the configuration's" on create; an update cannot clear it.
+    """
+    values = parse_body(body, JOB_FIELDS, partial=partial, what="job")
+    if partial and "timezone" in values and values["timezone"] is None:
+        raise ValidationFailed(
+            "invalid job: check timezone",
+            details=[{"field": "timezone", "message": "must be an IANA time zone name, got null"}],
         )
     return values
 

@@ -13,6 +13,7 @@ from asgi_gateway.endpoints import (
     archive_configs,
     auth,
     calendars,
+    jobs,
     tokens,
 )
 
@@ -23,6 +24,7 @@ routes: list[Route] = [
     *archive_configs.routes,
     *archive.routes,
     *tokens.routes,
+    *jobs.routes,
 ]
 
 __all__ = ["routes"]

@@ -392,7 +392,7 @@ def _zone(name: Any, event_id: str, which: str) -> ZoneInfo:
         raise ProviderError(f"graph: event {event_id!r} has an invalid {which}.timeZone {name!r}")
     try:
         return ZoneInfo("UTC" if name.upper() in ("UTC", "Z") else name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
         raise ProviderError(
             f"graph: event {event_id!r} has {which}.timeZone {name!r}, which is neither UTC nor "
             "an IANA zone name (Windows zone names are not supported)"

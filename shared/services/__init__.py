@@ -7,6 +7,7 @@ from shared.providers import ProviderRegistry
 from shared.services.appointments import AppointmentService
 from shared.services.archive import ArchiveService, default_window, find_overlaps
 from shared.services.calendars import CalendarService
+from shared.services.jobs import JobService
 from shared.services.tokens import TokenService
 from shared.services.users import UserService
 
@@ -14,6 +15,7 @@ __all__ = [
     "AppointmentService",
     "ArchiveService",
     "CalendarService",
+    "JobService",
     "Services",
     "TokenService",
     "UserService",
@@ -31,3 +33,4 @@ class Services:
         self.calendars = CalendarService(db, providers)
         self.appointments = AppointmentService(db)
         self.archive = ArchiveService(db, providers)
+        self.jobs = JobService(db, lease_s=db.settings.job_lease_s)

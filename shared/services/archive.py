@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,9 +41,15 @@ _log = logging.getLogger(__name__)
 
 def default_window(config: ArchiveConfiguration, today: date) -> tuple[datetime, datetime]:
     """[today - days_back, today + days_forward] as whole days in the configuration's timezone."""
-    tz = ZoneInfo(config.timezone)
-    start = datetime.combine(today - timedelta(days=config.days_back), datetime.min.time(), tz)
-    end = datetime.combine(today + timedelta(days=config.days_forward + 1), datetime.min.time(), tz)
+    return day_window(ZoneInfo(config.timezone), today, config.days_back, config.days_forward)
+
+
+def day_window(
+    tz: tzinfo, today: date, days_back: int, days_forward: int
+) -> tuple[datetime, datetime]:
+    """[today - days_back, today + days_forward] as whole days (midnight to midnight) in `tz`."""
+    start = datetime.combine(today - timedelta(days=days_back), datetime.min.time(), tz)
+    end = datetime.combine(today + timedelta(days=days_forward + 1), datetime.min.time(), tz)
     return start, end
 
 
@@ -137,12 +143,14 @@ class ArchiveService:
         end: datetime | None = None,
         today: date | None = None,
         on_progress: ProgressCallback | None = None,
+        label: str | None = None,
     ) -> dict[str, Any]:
         """Archive the configuration's window; returns the action log row it wrote.
 
         Private and excluded-category events are skipped, events already in the archive
         calendar (same provider event id) are counted as duplicates, so re-running a window
         archives nothing new. A provider failure still writes a `failed` log row, then raises.
+        `label` names who ran it in the log when no actor does (default "system").
         """
         started = utcnow()
         clock = time.perf_counter()
@@ -171,7 +179,7 @@ class ArchiveService:
             )
         entry = ActionLog(
             config_id=config.id,
-            actor=actor.label if actor else "system",
+            actor=actor.label if actor else label or "system",
             window_start=window_start,
             window_end=window_end,
             started_at=started,

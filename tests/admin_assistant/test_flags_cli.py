@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,9 +12,7 @@ import pytest
 from asgi_gateway.control.store import FlagState, FlagStore
 from shared import bridge
 from shared.runtime import Runtime
-
-CLI = Path(sys.executable).parent / "admin-assistant"
-Run = Callable[..., subprocess.CompletedProcess[str]]
+from tests.admin_assistant.conftest import Run
 
 FLAGS_YAML = """\
 # Declared rollout, reviewed like code.
@@ -36,25 +31,6 @@ def flags_file(environ: dict[str, str]) -> Path:
     path = Path(environ["AA_FLAGS_FILE"])
     path.write_text(FLAGS_YAML)
     return path
-
-
-@pytest.fixture
-def cli(environ: dict[str, str], tmp_path: Path) -> Run:
-    """Run the console script with the test's environment (and no AA_* from outside)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AA_")}
-    env.update(environ)
-
-    def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(CLI), *args],
-            env={**env, **extra_env},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    return run
 
 
 @pytest.fixture

@@ -433,7 +433,7 @@ def _event_time(value: Any) -> datetime:
 def _zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
         # Real Graph also speaks Windows zone names; store such events (to test clients that
         # must reject them) and place them in the window as if they were UTC.
         return UTC

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.auth import Actor
 from shared.runtime import Runtime
-from shared.validation import parse_appointment, parse_archive_config, parse_calendar
+from shared.validation import parse_appointment, parse_archive_config, parse_calendar, parse_job
 from tests.fakes.graph_server import FakeGraphServer
 
 # users (in creation order; the people fixtures of tests/conftest.py give their tokens)
@@ -155,6 +155,25 @@ RUNS: list[tuple[int, int, str, str]] = [
     (BOB, BOB_CONFIG, "2026-05-01T00:00:00+00:00", "2026-06-01T00:00:00+00:00"),
 ]
 
+# jobs (the parity servers run no scheduler: nothing runs on its own during a case)
+JOB_WORK, JOB_DISABLED, JOB_BOB, JOB_BUSY = 1, 2, 3, 4
+JOBS: list[tuple[int, dict[str, Any]]] = [
+    (ALICE, {"archive_config_id": WORK_ARCHIVE, "schedule": "daily@02:30"}),
+    (
+        ALICE,
+        {
+            "archive_config_id": PAUSED,
+            "schedule": "weekly@mon 02:00",
+            "enabled": False,
+            "misfire": "skip",
+        },
+    ),
+    (BOB, {"archive_config_id": BOB_CONFIG, "schedule": "0 6 * * 1-5", "days_back": 1}),
+    (ALICE, {"archive_config_id": WORK_ARCHIVE, "schedule": "every 15m", "timezone": "UTC"}),
+]
+NEXT_JOB = 5
+BUSY_RUN = 1  # job 4 has a run queued: a trigger of it is refused
+
 
 async def seed(runtime: Runtime, actors: dict[int, Actor]) -> None:
     """Create the calendars, appointments, configurations and runs above, asserting their ids."""
@@ -177,3 +196,8 @@ async def seed(runtime: Runtime, actors: dict[int, Actor]) -> None:
             end=datetime.fromisoformat(end),
         )
         assert entry["status"] == "success" and entry["archived"] == 2, entry
+    for expected, (owner, body) in enumerate(JOBS, 1):
+        created = await services.jobs.create(actors[owner], parse_job(body))
+        assert created["id"] == expected, created
+    run = await services.jobs.trigger(actors[ALICE], JOB_BUSY)
+    assert run["id"] == BUSY_RUN, run

@@ -294,40 +294,50 @@ SAMPLES: dict[str, tuple[Call, tuple[Call, ...]]] = {
     "tokens.delete": (delete(token(ALICE_TOKEN)), ()),
 }
 
-for _endpoint, (_call, _readback) in SAMPLES.items():
-    case(_endpoint, "happy path", _call, readback=_readback)
+
+def add_sample_cases(samples: dict[str, tuple[Call, tuple[Call, ...]]]) -> None:
+    """Each endpoint's sample call: the happy path and every kind of credential."""
+    for endpoint, (call, readback) in samples.items():
+        _add_sample_cases(endpoint, call, readback)
+
+
+def _add_sample_cases(endpoint: str, call: Call, readback: tuple[Call, ...]) -> None:
+    case(endpoint, "happy path", call, readback=readback)
     case(
-        _endpoint,
+        endpoint,
         "session cookie from the /login form",
-        as_(_call, "alice_cookie"),
-        readback=_readback,
+        as_(call, "alice_cookie"),
+        readback=readback,
     )
-    case(_endpoint, "anonymous", as_(_call, "anonymous"), readback=_readback)
+    case(endpoint, "anonymous", as_(call, "anonymous"), readback=readback)
     case(
-        _endpoint,
+        endpoint,
         "unknown bearer token",
-        as_(_call, "anonymous", ("Authorization", "Bearer aa_not-a-real-token")),
+        as_(call, "anonymous", ("Authorization", "Bearer aa_not-a-real-token")),
     )
     case(
-        _endpoint,
+        endpoint,
         "Basic credentials",
-        as_(_call, "anonymous", ("Authorization", "Basic YWxpY2U6c2VjcmV0")),
+        as_(call, "anonymous", ("Authorization", "Basic YWxpY2U6c2VjcmV0")),
     )
     case(
-        _endpoint,
+        endpoint,
         "Bearer scheme without a token",
-        as_(_call, "anonymous", ("Authorization", "Bearer")),
+        as_(call, "anonymous", ("Authorization", "Bearer")),
     )
     case(
-        _endpoint,
+        endpoint,
         "tampered session cookie",
-        as_(_call, "anonymous", ("Cookie", "aa_session=eyJ1c2VyX2lkIjoyfQ.forged.signature")),
+        as_(call, "anonymous", ("Cookie", "aa_session=eyJ1c2VyX2lkIjoyfQ.forged.signature")),
     )
     case(
-        _endpoint,
+        endpoint,
         "bad bearer token beats a good session cookie",
-        as_(_call, "alice_cookie", ("Authorization", "Bearer aa_wrong")),
+        as_(call, "alice_cookie", ("Authorization", "Bearer aa_wrong")),
     )
+
+
+add_sample_cases(SAMPLES)
 
 # -- auth.me ------------------------------------------------------------------------------------
 
@@ -459,68 +469,79 @@ _BODY_SAMPLES = {
     ),
     "tokens.create": (TOKENS, "POST", {"name": "laptop"}),
 }
-for _endpoint, (_path, _method, _good) in _BODY_SAMPLES.items():
-    _valid = json.dumps(_good).encode()
-    _first_text = next(k for k, v in _good.items() if isinstance(v, str))
-    for _name, _raw, _type in (
+
+
+def add_body_cases(samples: dict[str, tuple[str, str, Any]]) -> None:
+    """Malformed, mistyped, oversized and chunked bodies for each endpoint reading JSON."""
+    for endpoint, (path, method, good) in samples.items():
+        _add_body_cases(endpoint, path, method, good)
+
+
+def _add_body_cases(endpoint: str, path: str, method: str, good: Any) -> None:
+    valid = json.dumps(good).encode()
+    first_text = next(k for k, v in good.items() if isinstance(v, str))
+    for name, raw, kind in (
         ("deeply nested array", b"[" * 50_000, "application/json"),
         ("deeply nested object", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "application/json"),
         ("nested just over the limit", b"[" * 65 + b"]" * 65, "application/json"),
         ("nested at the limit", b"[" * 64 + b"]" * 64, "application/json"),
         (
-            f"lone surrogate in {_first_text}",
-            json.dumps({**_good, _first_text: "a\ud800b"}).encode(),
+            f"lone surrogate in {first_text}",
+            json.dumps({**good, first_text: "a\ud800b"}).encode(),
             "application/json",
         ),
         ("malformed JSON", b'{"name": ', "application/json"),
-        ("trailing garbage after JSON", _valid + b" }", "application/json"),
+        ("trailing garbage after JSON", valid + b" }", "application/json"),
         ("empty body declared as JSON", b"", "application/json"),
         ("invalid UTF-8", b'{"name": "\xff\xfe"}', "application/json"),
         ("JSON array instead of object", b"[1, 2]", "application/json"),
         ("JSON null", b"null", "application/json"),
         ("JSON string", b'"text"', "application/json"),
-        ("JSON sent as text/plain", _valid, "text/plain"),
+        ("JSON sent as text/plain", valid, "text/plain"),
         ("form encoded", b"name=Team&role=source", "application/x-www-form-urlencoded"),
-        ("no content type", _valid, None),
-        ("JSON with charset", _valid, "application/json; charset=utf-8"),
-        ("vendor +json type", _valid, "application/vnd.api+json"),
-        ("upper-case content type", _valid, "APPLICATION/JSON"),
+        ("no content type", valid, None),
+        ("JSON with charset", valid, "application/json; charset=utf-8"),
+        ("vendor +json type", valid, "application/vnd.api+json"),
+        ("upper-case content type", valid, "APPLICATION/JSON"),
         ("body over the limit as JSON", oversized("name"), "application/json"),
         ("body over the limit as text/plain", oversized("name"), "text/plain"),
         (
             "body exactly at the limit",
-            b" " * (MAX_BODY_BYTES - len(_valid)) + _valid,
+            b" " * (MAX_BODY_BYTES - len(valid)) + valid,
             "application/json",
         ),
     ):
         case(
-            _endpoint,
-            _name,
-            send(_method, _path, raw=_raw, content_type=_type),
-            readback=[get(_path)] if _method == "PATCH" else [],
+            endpoint,
+            name,
+            send(method, path, raw=raw, content_type=kind),
+            readback=[get(path)] if method == "PATCH" else [],
         )
     case(
-        _endpoint,
+        endpoint,
         "chunked JSON body",
-        send(_method, _path, raw=_valid, chunked=True),
-        readback=[get(_path)] if _method == "PATCH" else [],
+        send(method, path, raw=valid, chunked=True),
+        readback=[get(path)] if method == "PATCH" else [],
     )
     case(
-        _endpoint,
+        endpoint,
         "chunked body over the limit",
-        send(_method, _path, raw=oversized("name"), chunked=True),
+        send(method, path, raw=oversized("name"), chunked=True),
     )
     case(
-        _endpoint,
+        endpoint,
         "chunked body exactly at the limit",
-        send(_method, _path, raw=b" " * (MAX_BODY_BYTES - len(_valid)) + _valid, chunked=True),
+        send(method, path, raw=b" " * (MAX_BODY_BYTES - len(valid)) + valid, chunked=True),
     )
-    case(_endpoint, "chunked empty body", send(_method, _path, raw=b"", chunked=True))
+    case(endpoint, "chunked empty body", send(method, path, raw=b"", chunked=True))
     case(
-        _endpoint,
+        endpoint,
         "anonymous with a malformed body",
-        send(_method, _path, raw=b"{", who="anonymous"),
+        send(method, path, raw=b"{", who="anonymous"),
     )
+
+
+add_body_cases(_BODY_SAMPLES)
 
 case("calendars.get", "another user's calendar", get(cal(BOB_WORK)))
 case("calendars.get", "admin reads another user's calendar", get(cal(BOB_WORK), who="admin"))
@@ -1525,3 +1546,5 @@ case(
     "an empty session cookie beside a real one",
     get(ME, who="anonymous", headers=[("Cookie", "aa_session=; {alice_cookie}")]),
 )
+# The jobs endpoints' cases live in their own module; importing it registers them.
+from tests.parity import cases_jobs  # noqa: E402, F401

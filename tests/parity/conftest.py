@@ -48,7 +48,16 @@ from tests.parity._contract import BACKENDS, Backend, Call, Case, Exchange, Run,
 
 # Columns written from the clock: they differ between two runs of the same write.
 _CLOCK_COLUMNS = frozenset(
-    {"created_at", "updated_at", "last_used_at", "started_at", "finished_at", "duration_ms"}
+    {
+        "created_at",
+        "updated_at",
+        "last_used_at",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "scheduled_for",
+        "next_run_at",
+    }
 )
 # Columns of random values (salted hashes): equal inputs give different values per run.
 _RANDOM_COLUMNS = frozenset({"password_hash", "token_hash"})
@@ -68,6 +77,8 @@ _STATE_TABLES = (
     "archive_configurations",
     "action_log",
     "audit_log",
+    "jobs",
+    "job_runs",
 )
 _NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -254,7 +265,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
     try:
         for backend in BACKENDS:
             root = tmp_path_factory.mktemp(f"parity-{backend}")
-            environ = make_environ(root, AA_GRAPH_URL=graph.url)
+            # No scheduler: a job falling due mid-suite would write runs on one server only.
+            environ = make_environ(root, AA_GRAPH_URL=graph.url, AA_SCHEDULER="off")
             copy_database(seeded, root / "app.db")
             Path(environ["AA_FLAGS_FILE"]).write_text(flags_yaml(backend))
             process = ServerProcess(environ, root / "server.log")

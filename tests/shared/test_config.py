@@ -132,6 +132,12 @@ def test_settings_are_frozen(var_dir: Path) -> None:
         ("AA_LOGIN_FAILURES_PER_ACCOUNT", "0", r"AA_LOGIN_FAILURES_PER_ACCOUNT=0 is too small"),
         ("AA_LOGIN_FAILURES_PER_ADDRESS", "many", r"AA_LOGIN_FAILURES_PER_ADDRESS='many' is not"),
         ("AA_LOGIN_FAILURE_WINDOW_S", "-5", r"AA_LOGIN_FAILURE_WINDOW_S=-5 is too small"),
+        ("AA_SCHEDULER", "yes", r"AA_SCHEDULER='yes' is not valid \(expected on or off\)"),
+        ("AA_SCHEDULER_TICK_S", "0", r"AA_SCHEDULER_TICK_S=0.0 must be greater than zero"),
+        ("AA_JOB_LEASE_S", "0.5", r"AA_JOB_LEASE_S=0.5 is too small \(minimum 1 second\)"),
+        ("AA_JOB_LEASE_S", "a minute", r"AA_JOB_LEASE_S='a minute' is not a number"),
+        ("AA_JOB_MISFIRE_GRACE_S", "-5", r"AA_JOB_MISFIRE_GRACE_S=-5.0 must be greater than zero"),
+        ("AA_JOB_SHUTDOWN_GRACE_S", "-1", r"AA_JOB_SHUTDOWN_GRACE_S=-1.0 must be zero or more"),
     ],
 )
 def test_an_invalid_value_names_its_variable(
@@ -238,3 +244,22 @@ def test_a_key_file_is_read_without_its_trailing_newline(var_dir: Path) -> None:
 def test_generating_a_key_leaves_no_draft_behind(var_dir: Path) -> None:
     load(var_dir)
     assert [p.name for p in var_dir.iterdir()] == ["secret_key"]
+
+
+def test_scheduler_settings(var_dir: Path) -> None:
+    defaults = load(var_dir, AA_SECRET_KEY=KEY)
+    assert defaults.scheduler_enabled is True
+    assert (defaults.scheduler_tick_s, defaults.job_lease_s) == (1.0, 60.0)
+    assert (defaults.job_misfire_grace_s, defaults.job_shutdown_grace_s) == (60.0, 10.0)
+    tuned = load(
+        var_dir,
+        AA_SECRET_KEY=KEY,
+        AA_SCHEDULER="OFF",
+        AA_SCHEDULER_TICK_S="0.5",
+        AA_JOB_LEASE_S="15",
+        AA_JOB_MISFIRE_GRACE_S="300",
+        AA_JOB_SHUTDOWN_GRACE_S="0",
+    )
+    assert tuned.scheduler_enabled is False
+    assert (tuned.scheduler_tick_s, tuned.job_lease_s) == (0.5, 15.0)
+    assert (tuned.job_misfire_grace_s, tuned.job_shutdown_grace_s) == (300.0, 0.0)
