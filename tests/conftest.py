@@ -329,3 +329,21 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in reversed(servers):
         server.stop()
+
+
+# -- a browser ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A real headless Chromium (Playwright driving Debian's package), one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: scripts/ensure-services.sh installs it")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from shared import bridge
 from shared.auth import Actor
 from shared.runtime import Runtime
 from shared.validation import parse_appointment, parse_archive_config
-from tests.asgi_gateway.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, log_in, shot
+from tests.browser import log_in, shot
 from tests.conftest import Person, ServerProcess
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

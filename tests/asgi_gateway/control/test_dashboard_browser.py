@@ -2,55 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests.browser import log_in, shot
 from tests.conftest import Person, ServerProcess
-
-ARTIFACTS = Path(os.environ.get("AA_TEST_ARTIFACTS", "test-artifacts"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Chromium's own background traffic has nowhere to go on a closed network; switch it off.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: scripts/ensure-services.sh installs it")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page: Page, base: str, person: Person, next_path: str) -> None:
-    page.goto(f"{base}{next_path}")
-    expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.fill("input[name=email]", person.email)
-    page.fill("input[name=password]", person.password)
-    page.click("button[type=submit]")
 
 
 def test_admin_flips_an_endpoint_from_the_dashboard(
