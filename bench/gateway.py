@@ -212,7 +212,7 @@ def run_wrk(
         "--timeout",
         "10s",
         "-s",
-        str(REPORT_LUA),
+        str(getattr(opts, "script", None) or REPORT_LUA),
         "-H",
         f"Authorization: Bearer {token}",
         server.url + path,
@@ -352,13 +352,13 @@ def time_decisions(environ: Mapping[str, str], token: str) -> dict[str, float]:
     compiled = CompiledFlag.of(flag)
     gateway = create_gateway(load_settings(environ))  # built, never started: no I/O
     # What the lifespan's refresher would hold; only `.snapshot` is read on the hot path.
-    gateway.refresher = SimpleNamespace(snapshot=Snapshot.build(1, {endpoint: flag}))  # type: ignore[assignment]
+    gateway.plane.refresher = SimpleNamespace(snapshot=Snapshot.build(1, {endpoint: flag}))  # type: ignore[assignment]
     assert isinstance(gateway.user_key, FlaskSessionUser)
     session = gateway.user_key.serializer.dumps({"user_id": 1})
     base_headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
     bearer_scope = _scope([*base_headers, (b"authorization", f"Bearer {token}".encode())])
     cookie_scope = _scope([*base_headers, (b"cookie", f"aa_session={session}".encode())])
-    if _drive(gateway._choose(bearer_scope, endpoint)) not in ("legacy", "async"):
+    if _drive(gateway._choose(bearer_scope, endpoint))[0] not in ("legacy", "async"):
         raise RuntimeError("Gateway._choose returned no backend")
     key = gateway.sticky_key(bearer_scope, compiled)
 
@@ -395,11 +395,11 @@ def _scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     }
 
 
-def _drive(coro: Coroutine[Any, Any, str]) -> str:
+def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
     try:
         coro.send(None)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     coro.close()
     raise RuntimeError("Gateway._choose awaited: the decision path did I/O")
 
