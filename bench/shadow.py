@@ -10,8 +10,9 @@ Cases (see bench/shadow.md):
   connections that pause between requests. Target: client p50 ratio <= 1.05.
 * `read at saturation, sample 0.1`: the same GET as fast as wrk can. Target: throughput
   ratio >= 0.90.
-* `write at moderate load, dry run`: POST /api/calendars with `shadow: {writes: dry_run}` on
-  SQLite: what the dry run's transaction costs legacy's own writes (no target; the stall).
+* `write at a quarter load, dry run`: POST /api/calendars with `shadow: {writes: dry_run}` on
+  SQLite, offered a quarter of legacy's saturated throughput: what the dry runs cost legacy's
+  own writes (no target; the stall).
 
 Also reports each server's CPU per request and the shadow result counts of the shadow side.
 Results go to bench/results/shadow.json.
@@ -56,7 +57,7 @@ class Case:
     method: str
     path: str
     shadow: str  # the flag entry of the shadow side
-    paced: bool  # offered a fixed load (half legacy's saturation) instead of saturating
+    load: float | None  # offered this share of legacy's saturated throughput; None: saturate
 
 
 CASES = (
@@ -66,7 +67,7 @@ CASES = (
         "GET",
         "/api/appointments/1",
         "{mode: shadow, shadow: {sample: 1.0}, compare: {noise_sample: 0}}",
-        paced=True,
+        load=0.5,
     ),
     Case(
         "read at saturation, sample 0.1",
@@ -74,16 +75,16 @@ CASES = (
         "GET",
         "/api/appointments/1",
         "{mode: shadow, shadow: {sample: 0.1}, compare: {noise_sample: 0}}",
-        paced=False,
+        load=None,
     ),
     Case(
-        "write at moderate load, dry run",
+        "write at a quarter load, dry run",
         WRITE,
         "POST",
         "/api/calendars",
         '{mode: shadow, shadow: {writes: dry_run}, compare: {ignore: ["$.id", "$.created_at", '
         '"$.updated_at"], headers: [content-type]}}',
-        paced=True,
+        load=0.25,
     ),
 )
 
@@ -142,12 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--case", action="append", help="only cases whose name has this text")
     opts = parser.parse_args(argv)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="aa-bench-shadow-") as tmp_dir:
         tmp = Path(tmp_dir)
         environ, token = prepare(tmp)
         for case in CASES:
+            if opts.case and not any(text in case.name for text in opts.case):
+                continue
             results[case.name] = measure_case(case, environ, token, opts, tmp)
     output = {
         "meta": {
@@ -174,11 +178,11 @@ def measure_case(
     with _pair(case, environ, token, tmp) as (legacy, shadow):
         delay_ms = 0.0
         offered = None
-        if case.paced:
-            # Half of legacy's saturated throughput, offered by connections that pause:
+        if case.load is not None:
+            # A share of legacy's saturated throughput, offered by connections that pause:
             # c connections at about delay + latency per request each.
             saturated = run_case(legacy, case, token, opts, 0.0, tmp)
-            offered = saturated.rps / 2
+            offered = saturated.rps * case.load
             delay_ms = max(opts.connections / offered * 1000 - saturated.p50_ms, 0.0)
             print(f"  legacy saturates at {saturated.rps:.0f} req/s; offering ~{offered:.0f}")
         for side in (legacy, shadow):

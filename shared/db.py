@@ -19,9 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared.config import Settings
-from shared.dry_run import DryRun, current_dry_run
-from shared.dry_run import enter as enter_dry_run
-from shared.dry_run import leave as leave_dry_run
+from shared.dry_run import DryRun, SnapshotCopies, current_dry_run, open_dry_run
 from shared.errors import DatabaseUnavailable
 
 __all__ = [
@@ -34,7 +32,6 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
-DRY_RUN_BUSY_TIMEOUT_MS = 50
 # What an outage answer tells clients: a restart or failover usually takes seconds.
 UNAVAILABLE_RETRY_AFTER_S = 5
 # The errors of a database that cannot be reached or read, as opposed to a bad statement.
@@ -206,6 +203,7 @@ class Database:
         # Dry runs in progress, by the id of their connection: a write conflict on one of
         # them is noted on it (handle_error is an engine-wide hook).
         self._dry_runs: dict[int, DryRun] = {}
+        self._snapshot_copies = SnapshotCopies()
         event.listen(self.engine.sync_engine, "handle_error", self._note_conflict)
 
     def _note_conflict(self, context: Any) -> None:
@@ -231,44 +229,26 @@ class Database:
 
     def _sessions(self) -> AsyncSession:
         dry = current_dry_run()
-        if dry is not None and dry.connection.engine is self.engine:
-            return self.sessionmaker(bind=dry.connection, join_transaction_mode="create_savepoint")
-        return self.sessionmaker()
+        if dry is None or dry.owner is not self:
+            return self.sessionmaker()
+        if dry.connection is None:
+            raise RuntimeError("a dry run must be prepared (DryRun.prepare) before it is used")
+        self._dry_runs[id(dry.connection.sync_connection)] = dry
+        return self.sessionmaker(bind=dry.connection, join_transaction_mode="create_savepoint")
 
     @asynccontextmanager
     async def dry_run(self) -> AsyncIterator[DryRun]:
-        """Run the block's service calls in one transaction that is always rolled back.
+        """Run the block's service calls without keeping any of their writes (`shared.dry_run`).
 
-        The transaction's view of the data is fixed on entry (see `shared.dry_run`), so enter
-        it before the real request runs when the dry run must see what that request saw.
+        The dry run's view of the data is fixed on entry, so enter it before the real request
+        runs when the dry run must see what that request saw; call `prepare()` before use.
         """
-        async with self.engine.connect() as conn:
-            is_sqlite = conn.dialect.name == "sqlite"
-            if not is_sqlite:
-                await conn.execution_options(isolation_level="REPEATABLE READ")
-            transaction = await conn.begin()
+        async with open_dry_run(self.engine, self, self._snapshot_copies) as dry:
             try:
-                if is_sqlite:
-                    # Give up at once on a busy database rather than queue behind a writer;
-                    # pysqlite begins only before a write: begin now, and read to fix the
-                    # WAL snapshot this transaction sees.
-                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={DRY_RUN_BUSY_TIMEOUT_MS}")
-                    await conn.exec_driver_sql("BEGIN")
-                    await conn.execute(text("SELECT count(*) FROM sqlite_master"))
-                else:
-                    await conn.execute(text("SELECT 1"))  # takes the snapshot
-                dry = DryRun(conn)
-                self._dry_runs[id(conn.sync_connection)] = dry
-                token = enter_dry_run(dry)
-                try:
-                    yield dry
-                finally:
-                    leave_dry_run(token)
-                    self._dry_runs.pop(id(conn.sync_connection), None)
+                yield dry
             finally:
-                await transaction.rollback()
-                if is_sqlite:
-                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                if dry.connection is not None:
+                    self._dry_runs.pop(id(dry.connection.sync_connection), None)
 
     async def ping(self) -> None:
         """One cheap read of a real table; DatabaseUnavailable (naming the database) if it fails.
@@ -290,12 +270,14 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection; await it on the loop the engine ran on."""
+        await self._snapshot_copies.aclose()
         await self.engine.dispose()
 
     def forget_pool_after_fork(self) -> None:
         """In a forked child, drop inherited connections without closing the parent's."""
         if os.getpid() != self._pid:
             self.engine.sync_engine.dispose(close=False)
+            self._snapshot_copies = SnapshotCopies()  # the parent's copies live in its threads
             self._pid = os.getpid()
 
 

@@ -3,8 +3,10 @@
 The client's answer never waits for the twin. A safe request's twin starts once legacy's
 answer has been sent; a write's twin (only with `shadow: {writes: dry_run}`) runs inside the
 app's dry-run hook, entered before legacy is dispatched so the twin sees the data as legacy
-saw it, and always rolled back; a hook whose object says `conflicted` (the dry run's write
-collided with the real one) makes the comparison count as skipped. At most `concurrency`
+saw it, and always rolled back. The hook's object may have an async `prepare()`, awaited
+after legacy was let go and before the twin runs (admin-assistant copies the snapshot
+there), and a `conflicted` attribute: true when the dry run's write collided with the real
+one, which makes the comparison count as skipped. At most `concurrency`
 twins run at once per process; past
 that, comparisons are skipped (and counted), never queued behind client traffic.
 """
@@ -243,7 +245,10 @@ class ShadowRunner:
         assert self.dry_run is not None
         try:
             async with self.dry_run(twin_scope) as handle:
-                pinned.set()
+                pinned.set()  # the dry run's view is fixed: legacy may run now
+                prepare = getattr(handle, "prepare", None)
+                if prepare is not None:
+                    await prepare()
                 result = await self._run_twin(twin_scope, route, compiled, body)
             await legacy_done
             if getattr(handle, "conflicted", False):

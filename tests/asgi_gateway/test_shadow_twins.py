@@ -273,3 +273,48 @@ def test_a_write_endpoint_in_shadow_without_a_dry_run_is_refused_everywhere(
     assert result.returncode == 1
     assert "appointments.delete writes (DELETE)" in result.stderr
     assert "add shadow: {writes: dry_run}" in result.stderr
+
+
+def test_a_shadowed_archive_run_makes_its_remote_writes_once(
+    environ: dict[str, str], graph: FakeGraphServer, spawn: Callable[..., ServerProcess]
+) -> None:
+    """The twin's dry run records the Graph writes it would make; only legacy's are made."""
+    environ = {**environ, "AA_GRAPH_URL": graph.url}
+    Path(environ["AA_FLAGS_FILE"]).write_text(
+        "version: 1\nroutes:\n"
+        "  archive.run: {mode: shadow, shadow: {writes: dry_run, timeout: 10s}, "
+        'compare: {ignore: ["$.id", "$.started_at", "$.finished_at", "$.duration_ms"]}}\n'
+    )
+    people = seeded_people(environ)
+    server = spawn({**environ, "AA_STATS_FLUSH_S": "0.2"})
+    alice = people["alice"]
+    with httpx.Client(base_url=server.url, headers=alice.headers, timeout=30) as client:
+        remote_archive = client.post(
+            "/api/calendars",
+            json={
+                "name": "Remote archive",
+                "role": "archive",
+                "provider": "graph",
+                "provider_id": "AAMk-9",
+            },
+        ).json()
+        config = client.post(
+            "/api/archive-configs",
+            json={
+                "name": "To Graph",
+                "source_calendar_id": _seed.WORK,
+                "archive_calendar_id": remote_archive["id"],
+            },
+        ).json()
+        response = client.post(
+            f"/api/archive-configs/{config['id']}/run",
+            json={"start": "2026-05-04T00:00:00Z", "end": "2026-05-06T00:00:00Z"},
+        )
+    assert response.status_code == 201, response.text
+    archived = response.json()["archived"]
+    assert archived == 3  # Offsite, Standup, Review; Doctor is private
+    # Exactly legacy's events reached the Graph API: the twin recorded its own instead.
+    assert len(graph.events("AAMk-9")) == archived
+    data = wait_for_outcomes(server, people["admin"], {"archive.run": 1})["archive.run"]
+    assert (data["matched"], data["mismatched"], data["errors"]) == (1, 0, 0), data
+    assert len(graph.events("AAMk-9")) == archived
