@@ -18,7 +18,7 @@ from asgi_gateway.control.plane import ControlPlane
 from asgi_gateway.control.store import AuditEntry, etag
 from asgi_gateway.flags import Flag, drift
 
-_COLORS = {"legacy": "#8250df", "async": "#1a7f37", "share": "#0969da"}
+_COLORS = {"legacy": "#8250df", "async": "#1a7f37", "share": "#0969da", "mismatch": "#cf222e"}
 _LONG_RUN_TTL_S = 300.0
 
 
@@ -42,6 +42,7 @@ async def board_data(plane: ControlPlane) -> dict[str, Any]:
     last = await store.last_changes()
     now_min = int(time.time() // 60)
     hour = await stats.totals(engine, now_min - 60)
+    shadow_hour = await stats.shadow_summaries(engine, now_min - 60)
     days = plane.retire_after_days
     settled_before = datetime.now(UTC) - timedelta(days=days)
     candidates = sorted(
@@ -74,6 +75,7 @@ async def board_data(plane: ControlPlane) -> dict[str, Any]:
                 "legacy": _side(legacy, 60),
                 "async": _side(asynchronous, 60),
                 "last_change": change,
+                "shadow": shadow_hour.get(endpoint),
                 "hint": _hint(endpoint, flag, plane, long_run, change),
             }
         )
@@ -186,6 +188,7 @@ async def endpoint_data(plane: ControlPlane, endpoint: str) -> dict[str, Any]:
     share_24h, errors_24h = await _charts(store.engine, now_min - 1440, 15, [endpoint])
     history = await store.history(endpoint, limit=20)
     declared = plane.declared_flag(endpoint)
+    shadow = await _shadow(store.engine, endpoint, now_min)
     return {
         "endpoint": endpoint,
         "flag": flag,
@@ -199,5 +202,31 @@ async def endpoint_data(plane: ControlPlane, endpoint: str) -> dict[str, Any]:
         },
         "charts": {"1 h": (share_1h, errors_1h), "24 h": (share_24h, errors_24h)},
         "history": history,
+        "shadow": shadow,
         "version": state.version,
+    }
+
+
+async def _shadow(engine: Any, endpoint: str, now_min: int) -> dict[str, Any]:
+    """The endpoint's shadow results over 1 h, its mismatch-rate charts, recent diffs, noise."""
+    summary = (await stats.shadow_summaries(engine, now_min - 60, [endpoint])).get(
+        endpoint, stats.ShadowSummary()
+    )
+    charts = {}
+    for period, since, step in (("1 h", now_min - 60, 1), ("24 h", now_min - 1440, 15)):
+        points = await stats.mismatch_series(engine, since, step, endpoint)
+        rate = [(float(t), m / c if c else None) for t, c, m in points]
+        charts[period] = Markup(
+            line_chart(
+                [Line("mismatch rate", _COLORS["mismatch"], rate)],
+                x_range=(float(since), float(now_min)),
+                percent=True,
+                y_label="share of compared requests whose answers differed",
+            )
+        )
+    return {
+        "summary": summary,
+        "charts": charts,
+        "recent": await stats.recent_mismatches(engine, endpoint, now_min - 1440, limit=10),
+        "noise": await stats.noise_paths(engine, endpoint),
     }

@@ -261,3 +261,25 @@ def test_learnt_noise_is_ignored_with_learn_noise(lab_server: ServerProcess) -> 
     data = settled(lab_server, 5, endpoint="noisy")
     assert data["matched"] >= 4  # the first may be compared before any noise was learnt
     assert data["mismatched"] == 0
+
+
+def test_the_dashboard_shows_mismatch_rates_diffs_and_noise(lab_server: ServerProcess) -> None:
+    behave(lab_server, "item", "field")
+    for _ in range(4):
+        httpx.get(lab_server.url + "/lab/item")
+    for _ in range(3):
+        httpx.get(lab_server.url + "/lab/noisy")
+    settled(lab_server, 4, field="mismatched")
+    settled(lab_server, 3, endpoint="noisy")
+    board = httpx.get(lab_server.url + "/_rollout/", headers=ADMIN)
+    row = board.text.split('data-endpoint="item"', 1)[1].split("</tr>", 1)[0]
+    assert "100.0%</span> of 4" in row
+    page = httpx.get(lab_server.url + "/_rollout/endpoints/item", headers=ADMIN)
+    assert page.status_code == 200
+    assert "4 mismatched" in page.text
+    assert (
+        "<mark>$.name</mark></td><td><code>&#34;widget&#34;</code></td><td><code>&#34;gadget&#34;"
+        in page.text
+    )
+    noisy = httpx.get(lab_server.url + "/_rollout/endpoints/noisy", headers=ADMIN)
+    assert "<code>$.rows[*].at_ns</code>" in noisy.text
