@@ -23,6 +23,8 @@ def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
     """ISO 8601 with offset, to the second, in `tz` (UTC when not given)."""
     if moment is None:
         return None
+    if tz is None and moment.tzinfo is UTC:  # as read from the database
+        return moment.isoformat(timespec="seconds")
     # Always convert: a value just written still carries the offset it was sent with, so a
     # create or run answered "+01:00" where every later read of it answers "+00:00".
     return moment.astimezone(tz or UTC).isoformat(timespec="seconds")
