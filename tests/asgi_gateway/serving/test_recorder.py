@@ -134,7 +134,7 @@ async def test_stats_older_than_the_retention_period_are_pruned(settings: Settin
         await recorder.start(engine)
         now = time.time()
         for age_days in (0, 6, 8, 30):
-            recorder.pending[(int((now - age_days * 86400) // 60), "a.b", "async")] = [1] + [0] * (
+            recorder.pending[(int(now - age_days * 86400), "a.b", "async")] = [1] + [0] * (
                 len(COUNT_COLUMNS) - 1
             )
         await recorder.persist()
