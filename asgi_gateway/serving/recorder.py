@@ -206,10 +206,20 @@ class Recorder:
         if self.engine is None or time.monotonic() - self._last_recent_prune < _RECENT_PRUNE_S:
             return
         self._last_recent_prune = time.monotonic()
-        oldest = int(time.time()) - RECENT_KEEP_S - int(_RECENT_PRUNE_S)
+        await self.prune_recent()
+
+    async def prune_recent(self, now_s: float | None = None) -> int:
+        """Delete per-second rows past RECENT_KEEP_S (and a minute); returns how many."""
+        if self.engine is None:
+            return 0
+        now_s = time.time() if now_s is None else now_s
+        oldest = int(now_s) - RECENT_KEEP_S - int(_RECENT_PRUNE_S)
+        deleted = 0
         async with self.engine.begin() as conn:
             for table in (recent_stats_table, recent_events_table):
-                await conn.execute(delete(table).where(table.c.second < oldest))
+                result = await conn.execute(delete(table).where(table.c.second < oldest))
+                deleted += int(result.rowcount or 0)
+        return deleted
 
     async def _prune_hourly(self) -> None:
         if self.engine is None or time.monotonic() - self._last_prune < 3600:
