@@ -161,8 +161,8 @@ async def judge_shadow(rollouts: Rollouts, endpoint: str, flag: Flag, analysis: 
     try:
         async with rollouts.store.transaction(f"the rollout of {endpoint}", bump=False) as conn:
             read = await read_progress(conn, endpoint)
-            if read is not None and read.promotable == promotable:
-                return False
+            if (read.promotable if read is not None else True) == promotable:
+                return False  # nothing new (an endpoint without a row is promotable)
             base = read or Progress(endpoint, plan=flag.rollout)
             event = "promotable" if promotable else "not_promotable"
             entry = history_entry(datetime.now(UTC), event, actor=GUARD, reason=analysis.reason)

@@ -61,12 +61,12 @@ class Rollouts:
 
     async def read(self, endpoint: str) -> Progress | None:
         """The endpoint's rollout row (None: never started nor judged)."""
-        async with self.store.transaction("the rollout", bump=False) as conn:
+        async with self.store.reading("the rollout") as conn:
             return await read_progress(conn, endpoint)
 
     async def read_all(self) -> dict[str, Progress]:
         """Every rollout row, by endpoint."""
-        async with self.store.transaction("the rollouts", bump=False) as conn:
+        async with self.store.reading("the rollouts") as conn:
             return await read_all(conn)
 
     # -- a person's actions -------------------------------------------------------------------

@@ -117,6 +117,10 @@ class FlagStore:
         except (SQLAlchemyError, OSError) as exc:
             raise FlagStoreUnavailable(f"cannot store {what}: {describe_error(exc)}") from exc
 
+    def reading(self, what: str) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for reads; database failures raise FlagStoreUnavailable naming `what`."""
+        return self._reading(what)
+
     def transaction(
         self, what: str, *, bump: bool = True
     ) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
