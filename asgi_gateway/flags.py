@@ -98,7 +98,7 @@ class Flag:
             shadow=_known(Shadow, data.get("shadow") or {}),
             fallback=bool(data.get("fallback", False)),
             fallback_timeout_s=float(data.get("fallback_timeout_s", 5.0)),
-            rollout=_known(Rollout, data.get("rollout") or {}, tuples=("steps",)),
+            rollout=_rollout_of(data.get("rollout") or {}),
         )
 
     def fingerprint(self) -> str:
@@ -138,6 +138,17 @@ def _extras(flag: Flag) -> dict[str, Any]:
         "guard_mismatch": flag.guard.max_mismatch_rate,
         "rollout": asdict(flag.rollout),
     }
+
+
+def _rollout_of(raw: Mapping[str, Any]) -> Rollout:
+    rollout: Rollout = _known(Rollout, raw)
+    # Floats, as parsed from the file, so a stored flag digests like its declared entry.
+    return replace(
+        rollout,
+        steps=tuple(float(s) for s in rollout.steps),
+        interval_s=float(rollout.interval_s),
+        shadow_for_s=float(rollout.shadow_for_s),
+    )
 
 
 def _known(cls: Any, raw: Mapping[str, Any], tuples: tuple[str, ...] = ()) -> Any:

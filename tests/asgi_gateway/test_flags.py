@@ -688,3 +688,11 @@ def test_an_exported_rollout_parses_back_to_itself() -> None:
         + "".join(f"    {key}: {value}\n" for key, value in entry_fields(flag, file).items())
     )
     assert parse(text).flags["appointments.list"] == flag
+
+
+def test_a_stored_flag_reads_back_to_the_same_digest() -> None:
+    flag = Flag("appointments.list", rollout=Rollout(steps=(10.0, 100.0), interval_s=2.0))
+    stored = flag.to_dict()
+    stored["rollout"] = {"steps": [10, 100], "interval_s": 2, "start_from": "canary"}
+    again = Flag.from_dict(stored)
+    assert again == flag and again.fingerprint() == flag.fingerprint()
