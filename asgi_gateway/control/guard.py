@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -259,18 +259,31 @@ class Guardian:
                 self.twins is not None and endpoint not in self.twins
             ):
                 continue
-            if await self._guard(rollouts, state, endpoint, flag, now):
-                flipped.add(endpoint)
+            with self._each(endpoint):
+                if await self._guard(rollouts, state, endpoint, flag, now):
+                    flipped.add(endpoint)
         progress = await rollouts.read_all()
         for endpoint, read in progress.items():
             if endpoint in flipped or not read.is_active:
                 continue
             if read.next_step_at is not None and now >= read.next_step_at:
-                await self._advance(rollouts, state, read, now)
+                with self._each(endpoint):
+                    await self._advance(rollouts, state, read, now)
         self.metrics.show(await rollouts.read_all() if flipped else progress)
         if now.timestamp() - self._pruned_at >= _PRUNE_EVERY_S:
             self._pruned_at = now.timestamp()
             await prune_notices(rollouts.store.engine)
+
+    @contextlib.contextmanager
+    def _each(self, endpoint: str) -> Iterator[None]:
+        """One endpoint's failure (its flag no longer valid, say) never stops the others'
+        guarding; the database being away does (the whole tick is tried again)."""
+        try:
+            yield
+        except FlagStoreUnavailable:
+            raise
+        except Exception:
+            _log.exception("guarding %s failed", endpoint)
 
     async def _guard(
         self, rollouts: Rollouts, state: FlagState, endpoint: str, flag: Flag, now: datetime

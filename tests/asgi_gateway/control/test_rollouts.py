@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgi_gateway.control.analysis import Analysis, Figures, Side, analyse
 from asgi_gateway.control.database import open_engine
-from asgi_gateway.control.guard import judge_shadow, roll_back
+from asgi_gateway.control.guard import Guardian, RolloutMetrics, judge_shadow, roll_back
+from asgi_gateway.control.progress import write_progress
 from asgi_gateway.control.rollout import Decision, Target, decide
 from asgi_gateway.control.rollouts import Rollouts
 from asgi_gateway.control.stats import window_figures
@@ -390,3 +392,42 @@ async def test_a_window_starts_at_its_second_and_reaches_back_through_whole_minu
     assert await window_figures(store.engine, "appointments.get", now - 60, now) == Figures(
         legacy=Side(), twin=Side()
     )
+
+
+async def test_one_broken_endpoint_never_stops_the_guard_of_the_others(
+    store: FlagStore, rollouts: Rollouts, caplog: pytest.LogCaptureFixture
+) -> None:
+    for endpoint in (EP, "appointments.get"):
+        await rollouts.start(endpoint, actor="ops", reason="go", steps=(10.0, 50.0, 100.0))
+        read = await rollouts.read(endpoint)
+        assert read is not None
+        async with store.transaction("test", bump=False) as conn:
+            await write_progress(conn, replace(read, next_step_at=NOW), read=read)
+    second = int(time.time())
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(recent_stats_table),
+            [row("second", second, backend, 60, 0) for backend in ("async", "legacy")],
+        )
+        await conn.execute(  # appointments.get's shadow phase agreed: it is due to promote
+            insert(recent_events_table),
+            [
+                {
+                    "second": second,
+                    "endpoint": "appointments.get",
+                    "kind": "shadow_match",
+                    "count": 60,
+                }
+            ],
+        )
+    # appointments.get has gone from the app since its rollout started: it cannot be flipped.
+    rules = EndpointRules(known=frozenset({EP}), twins=frozenset({EP}))
+    guardian = Guardian(
+        lambda: Rollouts(store, declared(), rules),
+        frozenset({EP}),
+        RolloutMetrics(CollectorRegistry()),
+    )
+    await guardian.tick()
+    assert (await flag_of(store)).percent == 50
+    assert (await flag_of(store, "appointments.get")).mode == "shadow"
+    assert "guarding appointments.get failed" in caplog.text
