@@ -1,4 +1,5 @@
-"""`admin-assistant flags ...`: list, show, set, history, apply and export the rollout flags."""
+"""`admin-assistant flags ...`: list, show, set, history, apply and export the rollout flags;
+shadow results; and progressive rollouts (`flags rollout start|pause|resume|abort|status`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,19 @@ import click
 
 from admin_assistant.runner import run_command
 from asgi_gateway.control.export import export_flags
+from asgi_gateway.control.rollout_view import rollout_views
+from asgi_gateway.control.rollouts import Rollouts
 from asgi_gateway.control.stats import shadow_report
 from asgi_gateway.control.store import Change, FlagStore, describe
-from asgi_gateway.errors import FlagConflict, FlagError, FlagFileError, FlagStoreUnavailable
+from asgi_gateway.errors import (
+    FlagConflict,
+    FlagError,
+    FlagFileError,
+    FlagStoreUnavailable,
+    RolloutConflict,
+)
 from asgi_gateway.flag_file import FlagFile, decode_flag_text, load_flag_file, parse_flag_file
+from asgi_gateway.flag_policy import check_interval, check_steps
 from asgi_gateway.flags import EndpointRules, Flag, drift, effective_flag, parse_duration_s
 from shared.runtime import Runtime
 
@@ -250,6 +260,97 @@ def flags_shadow(endpoint: str, window: str) -> None:
                 click.echo(f"  {diff['path']}: legacy {diff['legacy']} | async {diff['async']}")
 
     _run(command)
+
+
+@flags.command("rollout")
+@click.argument("action", type=click.Choice(["start", "pause", "resume", "abort", "status"]))
+@click.argument("endpoint")
+@click.option("--steps", help="start: canary percents ending at 100, e.g. 1,5,25,50,100.")
+@click.option("--interval", help="start: time between steps, e.g. 10m.")
+@click.option("--reason", help="Why: kept in the audit trail (required but for status).")
+@click.option("--json", "as_json", is_flag=True, help="status: print the rollout as JSON.")
+def flags_rollout(
+    action: str,
+    endpoint: str,
+    steps: str | None,
+    interval: str | None,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """Start, pause, resume or abort an endpoint's progressive rollout, or show its status."""
+    if action != "status" and not (reason or "").strip():
+        raise_click("--reason is required (it is kept in the audit trail)")
+    if action != "start" and (steps or interval):
+        raise_click("--steps and --interval are only used with start")
+    try:
+        step_values = (
+            check_steps([float(s) for s in steps.split(",")], field="steps") if steps else None
+        )
+        interval_s = check_interval(interval, field="interval") if interval else None
+    except ValueError:
+        raise_click(f"--steps: {steps!r} is not a list of numbers such as 1,5,25,50,100")
+    except FlagError as exc:
+        raise_click(f"--{exc.field}: {exc.message}")
+
+    async def command(runtime: Runtime, store: FlagStore) -> None:
+        rules = _rules(runtime)
+        if endpoint not in (rules.known or ()):
+            raise_click(f"unknown endpoint id {endpoint!r} (see 'admin-assistant flags list')")
+        rollouts = Rollouts(store, _declared(runtime, rules), rules)
+        why = (reason or "").strip()
+        try:
+            if action == "start":
+                await rollouts.start(
+                    endpoint, actor=_actor(), reason=why, steps=step_values, interval_s=interval_s
+                )
+            elif action == "pause":
+                await rollouts.pause(endpoint, actor=_actor(), reason=why)
+            elif action == "resume":
+                await rollouts.resume(endpoint, actor=_actor(), reason=why)
+            elif action == "abort":
+                await rollouts.abort(endpoint, actor=_actor(), reason=why)
+        except FlagError as exc:
+            raise_click(exc.message)
+        except (FlagConflict, RolloutConflict) as exc:
+            raise_click(str(exc))
+        (view,) = await rollout_views(rollouts, [endpoint], rules.twins or ())
+        if as_json:
+            click.echo(json.dumps(view, indent=2))
+        else:
+            _echo_rollout(view)
+
+    _run(command)
+
+
+def _echo_rollout(view: dict[str, Any]) -> None:
+    state, steps, index = view["state"], view["steps"], view["step_index"]
+    where = ""
+    if state in ("running", "waiting", "paused", "done", "aborted"):
+        where = (
+            " (shadow phase)"
+            if index is None
+            else f", step {index + 1} of {len(steps)} ({steps[index]}%)"
+        )
+    click.echo(f"{view['endpoint']}: {state}{where}; serving {view['mode']} {view['percent']}%")
+    marks = [f"[{s}]" if i == index and state != "none" else str(s) for i, s in enumerate(steps)]
+    shadow = f", after {view['shadow_for_s']:g}s in shadow" if view["from"] == "shadow" else ""
+    click.echo(f"steps: {' '.join(marks)} every {view['interval_s']:g}s{shadow}")
+    if view["next_step_at"]:
+        click.echo(f"next step at: {view['next_step_at']}")
+    if view["reason"]:
+        click.echo(f"why: {view['reason']}")
+    promotable = "yes" if view["promotable"] else f"NO ({view['promotable_reason']})"
+    click.echo(f"promotable: {promotable}")
+    analysis = view["last_analysis"]
+    if analysis:
+        click.echo(
+            f"last analysis ({analysis['mode']}): {analysis['verdict']}: {analysis['reason']}"
+        )
+    for entry in view["history"][:20]:
+        moved = f": {entry['from'] or '-'} -> {entry['to'] or '-'}" if entry["to"] else ""
+        click.echo(
+            f"  {entry['at']} {entry['event']} by {entry['actor']}{moved} ({entry['reason']})"
+        )
 
 
 def raise_click(message: str) -> Any:

@@ -136,6 +136,8 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         retire_after_days=settings.retire_after_days,
         stats_retention_days=settings.stats_retention_days,
         stats_flush_s=settings.stats_flush_s,
+        guard_tick_s=settings.guard_tick_s,
+        rollout_webhook=settings.rollout_webhook,
     )
 
 

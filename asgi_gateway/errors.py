@@ -34,3 +34,7 @@ class RouteMismatch(GatewayError):
 
 class FlagStoreUnavailable(GatewayError):
     """The flag tables could not be read or written."""
+
+
+class RolloutConflict(GatewayError):
+    """A rollout action does not fit its state (pause what is not running), or lost a race."""

@@ -6,7 +6,7 @@ Nothing here does I/O except `load_flag_file`, which only reads the file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +15,18 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from asgi_gateway.errors import FlagError, FlagFileError
+from asgi_gateway.flag_policy import Guard, Rollout, parse_guard, parse_rollout
+from asgi_gateway.flag_values import check_bool, check_percent, parse_duration_s
 from asgi_gateway.flags import (
     Compare,
     EndpointRules,
     Flag,
-    Guard,
     Shadow,
-    check_bool,
     check_endpoint,
     check_flag,
     check_mode,
-    check_percent,
     check_sticky_by,
     parse_compare,
-    parse_duration_s,
-    parse_guard,
     parse_shadow,
 )
 
@@ -42,6 +39,7 @@ _ENTRY_KEYS = (
     "fallback",
     "fallback_timeout",
     "guard",
+    "rollout",
 )
 
 
@@ -54,13 +52,19 @@ class FlagFile:
     default_guard: Guard
     flags: Mapping[str, Flag]
     lines: Mapping[str, int]
+    default_rollout: Rollout = field(default_factory=Rollout)
 
     def declared(self, endpoint: str) -> Flag:
         """The endpoint's declared flag, or `legacy` with the file's defaults."""
         flag = self.flags.get(endpoint)
         if flag is not None:
             return flag
-        return Flag(endpoint, sticky_by=self.default_sticky_by, guard=self.default_guard)
+        return Flag(
+            endpoint,
+            sticky_by=self.default_sticky_by,
+            guard=self.default_guard,
+            rollout=self.default_rollout,
+        )
 
 
 def load_flag_file(path: Path, rules: EndpointRules | None = None) -> FlagFile:
@@ -120,6 +124,7 @@ def parse_flag_file(text: str, path: Path, rules: EndpointRules | None = None) -
     try:
         sticky_by = check_sticky_by(defaults.get("sticky_by", "user"))
         guard = parse_guard(defaults.get("guard"), Guard())
+        rollout = parse_rollout(defaults.get("rollout"), Rollout())
     except FlagError as exc:
         raise fail(
             _key_line(defaults, exc.field or "guard", _key_line(doc, "defaults")),
@@ -133,15 +138,22 @@ def parse_flag_file(text: str, path: Path, rules: EndpointRules | None = None) -
     for endpoint, entry in routes.items():
         line = _key_line(routes, endpoint)
         try:
-            flags[str(endpoint)] = _parse_entry(str(endpoint), entry, sticky_by, guard, rules)
+            flags[str(endpoint)] = _parse_entry(
+                str(endpoint), entry, sticky_by, guard, rollout, rules
+            )
         except FlagError as exc:
             raise fail(_entry_line(entry, exc.field, line), f"{endpoint}: {exc.message}") from None
         lines[str(endpoint)] = line
-    return FlagFile(path, sticky_by, guard, flags, lines)
+    return FlagFile(path, sticky_by, guard, flags, lines, rollout)
 
 
 def _parse_entry(
-    endpoint: str, entry: Any, sticky_by: str, guard: Guard, rules: EndpointRules
+    endpoint: str,
+    entry: Any,
+    sticky_by: str,
+    guard: Guard,
+    rollout: Rollout,
+    rules: EndpointRules,
 ) -> Flag:
     check_endpoint(endpoint, rules.known)
     if isinstance(entry, str):
@@ -172,6 +184,7 @@ def _parse_entry(
             if "fallback_timeout" in entry
             else 5.0
         ),
+        rollout=parse_rollout(entry.get("rollout"), rollout),
     )
     return check_flag(flag, rules)
 
@@ -203,6 +216,22 @@ def entry_fields(flag: Flag, file: FlagFile) -> dict[str, Any]:
         if "window_s" in guard:
             guard["window"] = _duration(guard.pop("window_s"))
         entry["guard"] = guard
+    if flag.rollout != file.default_rollout:
+        entry["rollout"] = rollout_entry(flag.rollout, file.default_rollout)
+    return entry
+
+
+def rollout_entry(rollout: Rollout, defaults: Rollout) -> dict[str, Any]:
+    """The `rollout:` mapping that parses back to `rollout` over `defaults` (changed keys only)."""
+    entry: dict[str, Any] = {}
+    if rollout.steps != defaults.steps:
+        entry["steps"] = [int(s) if float(s).is_integer() else s for s in rollout.steps]
+    if rollout.interval_s != defaults.interval_s:
+        entry["interval"] = _duration(rollout.interval_s)
+    if rollout.start_from != defaults.start_from:
+        entry["from"] = rollout.start_from
+    if rollout.shadow_for_s != defaults.shadow_for_s:
+        entry["shadow_for"] = _duration(rollout.shadow_for_s)
     return entry
 
 

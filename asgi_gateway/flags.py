@@ -1,7 +1,8 @@
 """Flags: the rollout of one endpoint and the validation of every value in it (pure).
 
 Shared by the flag file (`flag_file.py`), the CLI, the admin API and the dashboard: each value
-is checked by one function here, so every surface refuses the same input with the same words.
+is checked by one function (here, in `flag_values.py`, or for the guard and rollout settings in
+`flag_policy.py`), so every surface refuses the same input with the same words.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from asgi_gateway.errors import FlagError, UnknownEndpoint
+from asgi_gateway.flag_policy import Guard, Rollout, parse_rollout
+from asgi_gateway.flag_values import check_bool, check_fraction, check_percent, parse_duration_s
 from asgi_gateway.serving.compare import parse_path
 
 Mode = Literal["legacy", "shadow", "canary", "async"]
@@ -23,18 +26,6 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_COMPARE_HEADERS = ("content-type", "location", "allow", "content-range")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-@dataclass(frozen=True, slots=True)
-class Guard:
-    """When an async rollout counts as unhealthy (read by the auto-rollback guard)."""
-
-    max_error_rate: float = 0.02
-    min_requests: int = 50
-    window_s: float = 60.0
-    max_latency_ratio: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +65,7 @@ class Flag:
     shadow: Shadow = field(default_factory=Shadow)
     fallback: bool = False
     fallback_timeout_s: float = 5.0
+    rollout: Rollout = field(default_factory=Rollout)
 
     def __post_init__(self) -> None:
         if self.mode != "canary" and self.percent:
@@ -84,6 +76,7 @@ class Flag:
         data = asdict(self)
         data["compare"]["ignore"] = list(self.compare.ignore)
         data["compare"]["headers"] = list(self.compare.headers)
+        data["rollout"]["steps"] = list(self.rollout.steps)
         return data
 
     @classmethod
@@ -105,6 +98,7 @@ class Flag:
             shadow=_known(Shadow, data.get("shadow") or {}),
             fallback=bool(data.get("fallback", False)),
             fallback_timeout_s=float(data.get("fallback_timeout_s", 5.0)),
+            rollout=_rollout_of(data.get("rollout") or {}),
         )
 
     def fingerprint(self) -> str:
@@ -113,36 +107,59 @@ class Flag:
         Settings added in later versions count only when they differ from their defaults, so
         an upgrade does not make every unchanged entry look changed (and win over runtime).
         """
+        # `guard` keeps the keys it had when fingerprints were first published; its later
+        # keys, like every later setting, are extras.
+        guard = asdict(self.guard)
         data: dict[str, Any] = {
             "endpoint": self.endpoint,
             "mode": self.mode,
             "percent": float(self.percent),  # equal flags, equal digests: 25 == 25.0
             "sticky_by": self.sticky_by,
             "compare_ignore": list(self.compare.ignore),
-            "guard": asdict(self.guard),
+            "guard": {k: guard[k] for k in _GUARD_PUBLISHED},
         }
-        extras = {
-            "compare": {k: v for k, v in asdict(self.compare).items() if k != "ignore"},
-            "shadow": asdict(self.shadow),
-            "fallback": self.fallback,
-            "fallback_timeout_s": self.fallback_timeout_s,
-        }
-        defaults = Flag(self.endpoint)
-        default_extras = {
-            "compare": {k: v for k, v in asdict(defaults.compare).items() if k != "ignore"},
-            "shadow": asdict(defaults.shadow),
-            "fallback": defaults.fallback,
-            "fallback_timeout_s": defaults.fallback_timeout_s,
-        }
+        extras = _extras(self)
+        default_extras = _extras(Flag(self.endpoint))
         data.update({k: v for k, v in extras.items() if v != default_extras[k]})
         raw = json.dumps(data, sort_keys=True, separators=(",", ":"), default=list)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+_GUARD_PUBLISHED = ("max_error_rate", "min_requests", "window_s", "max_latency_ratio")
+
+
+def _extras(flag: Flag) -> dict[str, Any]:
+    """The settings added after fingerprints were published (they count only when set)."""
+    return {
+        "compare": {k: v for k, v in asdict(flag.compare).items() if k != "ignore"},
+        "shadow": asdict(flag.shadow),
+        "fallback": flag.fallback,
+        "fallback_timeout_s": flag.fallback_timeout_s,
+        "guard_mismatch": flag.guard.max_mismatch_rate,
+        "rollout": asdict(flag.rollout),
+    }
+
+
+def _rollout_of(raw: Mapping[str, Any]) -> Rollout:
+    rollout: Rollout = _known(Rollout, raw)
+    # Floats, as parsed from the file, so a stored flag digests like its declared entry.
+    return replace(
+        rollout,
+        steps=tuple(float(s) for s in rollout.steps),
+        interval_s=float(rollout.interval_s),
+        shadow_for_s=float(rollout.shadow_for_s),
+    )
 
 
 def _known(cls: Any, raw: Mapping[str, Any], tuples: tuple[str, ...] = ()) -> Any:
     names = {f.name for f in fields(cls)}
     values = {k: (tuple(v) if k in tuples else v) for k, v in raw.items() if k in names}
     return cls(**values)
+
+
+def describe(flag: Flag) -> str:
+    """`canary 25%`, `async`: a flag's routing in a few words, for messages."""
+    return f"canary {flag.percent:g}%" if flag.mode == "canary" else flag.mode
 
 
 # -- runtime against declared: the one place drift is computed --------------------------------
@@ -156,6 +173,7 @@ RUNTIME_FIELDS = (
     "shadow",
     "fallback",
     "fallback_timeout_s",
+    "rollout",
 )
 
 
@@ -198,17 +216,6 @@ def check_mode(value: Any) -> Mode:
     return value  # type: ignore[no-any-return]
 
 
-def check_percent(value: Any) -> float:
-    """0-100 with at most two decimals (a bucket is 1/100 of a percent)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FlagError(f"percent must be a number from 0 to 100, got {value!r}", field="percent")
-    if not 0 <= value <= 100:
-        raise FlagError(f"percent {value} is out of range (0 to 100)", field="percent")
-    if abs(value * 100 - round(value * 100)) > 1e-6:
-        raise FlagError(f"percent {value} has more than two decimals", field="percent")
-    return round(float(value), 2)
-
-
 def check_sticky_by(value: Any) -> str:
     if value in ("user", "session", "ip", "random") or (
         isinstance(value, str) and value.startswith("header:") and _HEADER_NAME.match(value[7:])
@@ -219,66 +226,9 @@ def check_sticky_by(value: Any) -> str:
     )
 
 
-def parse_duration_s(value: Any, *, field: str = "window") -> float:
-    """`60s`, `5m`, `1h`, `250ms` or a number of seconds, as seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
-    if match is None or float(match.group(1)) <= 0:
-        raise FlagError(f"bad duration {value!r} (expected e.g. 30s, 5m, 1h)", field=field)
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
-
-
-def check_fraction(value: Any, name: str, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise FlagError(f"{name} must be a number from 0 to 1, got {value!r}", field=field)
-    return float(value)
-
-
-def check_bool(value: Any, name: str, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise FlagError(f"{name} must be true or false, got {value!r}", field=field)
-    return value
-
-
 def check_endpoint(endpoint: str, known: Collection[str] | None) -> None:
     if known is not None and endpoint not in known:
         raise UnknownEndpoint(f"unknown endpoint id {endpoint!r} (no Flask endpoint has that name)")
-
-
-def parse_guard(raw: Any, base: Guard) -> Guard:
-    """A guard mapping (`max_error_rate`, `min_requests`, `window`, `max_latency_ratio`)."""
-    if raw is None:
-        return base
-    if not isinstance(raw, Mapping):
-        raise FlagError("guard must be a mapping", field="guard")
-    unknown = set(raw) - {"max_error_rate", "min_requests", "window", "max_latency_ratio"}
-    if unknown:
-        raise FlagError(f"unknown guard key {sorted(unknown)[0]!r}", field="guard")
-    guard = base
-    if "max_error_rate" in raw:
-        rate = check_fraction(raw["max_error_rate"], "guard.max_error_rate", "guard")
-        guard = replace(guard, max_error_rate=rate)
-    if "min_requests" in raw:
-        count = raw["min_requests"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise FlagError(
-                f"guard.min_requests must be a whole number >= 1, got {count!r}", field="guard"
-            )
-        guard = replace(guard, min_requests=count)
-    if "window" in raw:
-        try:
-            window_s = parse_duration_s(raw["window"])
-        except FlagError as exc:
-            # field "guard": the error line is the guard's, not its parent's
-            raise FlagError(f"guard.window: {exc.message}", field="guard") from None
-        guard = replace(guard, window_s=window_s)
-    if "max_latency_ratio" in raw:
-        ratio = raw["max_latency_ratio"]
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio < 1:
-            raise FlagError(f"guard.max_latency_ratio must be >= 1, got {ratio!r}", field="guard")
-        guard = replace(guard, max_latency_ratio=float(ratio))
-    return guard
 
 
 def parse_shadow(raw: Any, base: Shadow) -> Shadow:
@@ -382,6 +332,7 @@ def make_flag(
     compare: Any = None,
     fallback: Any = None,
     fallback_timeout: Any = None,
+    rollout: Any = None,
     base: Flag | None = None,
     rules: EndpointRules | None = None,
 ) -> Flag:
@@ -413,5 +364,6 @@ def make_flag(
             if fallback_timeout is None
             else parse_duration_s(fallback_timeout, field="fallback_timeout")
         ),
+        rollout=flag.rollout if rollout is None else parse_rollout(rollout, flag.rollout),
     )
     return check_flag(changed, rules)

@@ -1,4 +1,5 @@
-"""The gateway's own tables: runtime flags, the version counter, the audit trail, request stats.
+"""The gateway's own tables: runtime flags, the version counter, the audit trail, request stats,
+rollout progress and its webhook notices.
 
 They live in their own MetaData, so any app's database can hold them beside its own schema;
 `asgi_gateway.control.database.ensure_schema` creates (and extends) them at start-up.
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -112,6 +114,19 @@ stats_table = Table(
     Index("ix_rollout_stats_endpoint", "endpoint", "backend", "minute", "requests", "errors"),
 )
 
+# The same counts per second, kept RECENT_KEEP_S: the guard and the rollout engine judge windows
+# that start at a flip, which a per-minute row cannot tell apart.
+recent_stats_table = Table(
+    "rollout_recent_stats",
+    metadata,
+    Column("second", Integer, primary_key=True),  # Unix time, whole seconds
+    Column("endpoint", String(200), primary_key=True),
+    Column("backend", String(8), primary_key=True),
+    *(Column(name, Integer, nullable=False, default=0) for name in COUNT_COLUMNS),
+    Index("ix_rollout_recent_stats_endpoint", "endpoint", "second"),
+)
+RECENT_KEEP_S = 15 * 60
+
 # Counts per minute of things that are not requests: shadow results (`shadow_match`, ...,
 # `shadow_skipped`) and fallbacks (`fallback`), merged across workers like rollout_stats.
 events_table = Table(
@@ -122,6 +137,17 @@ events_table = Table(
     Column("kind", String(32), primary_key=True),
     Column("count", Integer, nullable=False, default=0),
     Index("ix_rollout_events_endpoint", "endpoint", "minute"),
+)
+
+# The same counts per second, kept RECENT_KEEP_S (see recent_stats_table).
+recent_events_table = Table(
+    "rollout_recent_events",
+    metadata,
+    Column("second", Integer, primary_key=True),
+    Column("endpoint", String(200), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+    Index("ix_rollout_recent_events_endpoint", "endpoint", "second"),
 )
 
 # Shadow mismatches, at most MAX_MISMATCHES_PER_MINUTE per endpoint and minute.
@@ -153,11 +179,55 @@ noise_table = Table(
     Column("seen", Integer, nullable=False, default=1),
 )
 
+# One row per endpoint: its progressive rollout (the last one started) and whether its shadow
+# traffic allows promotion. `revision` makes every change a compare-and-set.
+progress_table = Table(
+    "rollout_progress",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("state", String(16), nullable=False),  # none|running|waiting|paused|done|aborted
+    Column("steps", JSON, nullable=False),
+    Column("interval_s", Float, nullable=False),
+    Column("start_from", String(16), nullable=False),
+    Column("shadow_for_s", Float, nullable=False),
+    Column("step_index", Integer, nullable=True),  # None: the shadow phase (or no rollout)
+    Column("step_started_at", Timestamp, nullable=True),
+    Column("next_step_at", Timestamp, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("started_by", String(320), nullable=True),
+    Column("started_at", Timestamp, nullable=True),
+    Column("promotable", Boolean, nullable=False),
+    Column("promotable_reason", Text, nullable=True),
+    Column("last_analysis", JSON, nullable=True),
+    Column("history", JSON, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# The rollout's events for the webhook (an outbox): written in the transaction that made them,
+# delivered by whichever worker claims them first, retried with backoff.
+notices_table = Table(
+    "rollout_notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("claimed_until", Timestamp, nullable=True),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("last_error", Text, nullable=True),
+    Index("ix_rollout_notices_due", "status", "next_attempt_at"),
+)
+
 __all__ = [
     "BUCKETS_MS",
     "BUCKET_COLUMNS",
     "COUNT_COLUMNS",
     "MAX_MISMATCHES_PER_MINUTE",
+    "RECENT_KEEP_S",
     "Timestamp",
     "audit_table",
     "events_table",
@@ -165,6 +235,10 @@ __all__ = [
     "metadata",
     "mismatches_table",
     "noise_table",
+    "notices_table",
+    "progress_table",
+    "recent_events_table",
+    "recent_stats_table",
     "state_table",
     "stats_table",
 ]

@@ -46,7 +46,7 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     metrics_token: str | None = None
     shadow_concurrency: int = 8
-    stats_flush_s: float = 5.0
+    stats_flush_s: float = 2.0
     login_failures_per_account: int = 5
     login_failures_per_address: int = 50
     login_failure_window_s: int = 900
@@ -55,6 +55,8 @@ class Settings:
     job_lease_s: float = 60.0
     job_misfire_grace_s: float = 60.0
     job_shutdown_grace_s: float = 10.0
+    guard_tick_s: float = 1.0
+    rollout_webhook: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -114,7 +116,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_header_bytes=_int(env_map, "AA_MAX_HEADER_BYTES", 64 * 1024, minimum=4096),
         metrics_token=_metrics_token(env_map),
         shadow_concurrency=_int(env_map, "AA_SHADOW_CONCURRENCY", 8, minimum=0),
-        stats_flush_s=_float(env_map, "AA_STATS_FLUSH_S", 5.0),
+        stats_flush_s=_float(env_map, "AA_STATS_FLUSH_S", 2.0),
         login_failures_per_account=_int(env_map, "AA_LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1),
         login_failures_per_address=_int(env_map, "AA_LOGIN_FAILURES_PER_ADDRESS", 50, minimum=1),
         login_failure_window_s=_int(env_map, "AA_LOGIN_FAILURE_WINDOW_S", 900, minimum=1),
@@ -123,6 +125,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_lease_s=_lease(env_map),
         job_misfire_grace_s=_float(env_map, "AA_JOB_MISFIRE_GRACE_S", 60.0),
         job_shutdown_grace_s=_float(env_map, "AA_JOB_SHUTDOWN_GRACE_S", 10.0, allow_zero=True),
+        guard_tick_s=_float(env_map, "AA_GUARD_TICK_S", 1.0),
+        rollout_webhook=_webhook_url(env_map),
     )
 
 
@@ -189,6 +193,16 @@ def _metrics_token(environ: Mapping[str, str]) -> str | None:
             "(use a random string, e.g. from `openssl rand -hex 24`)"
         )
     return token
+
+
+def _webhook_url(environ: Mapping[str, str]) -> str | None:
+    url = environ.get("AA_ROLLOUT_WEBHOOK") or None
+    if url is not None and (not url.startswith(("http://", "https://")) or " " in url):
+        raise ConfigError(
+            f"AA_ROLLOUT_WEBHOOK={url!r} must be an http:// or https:// URL "
+            "(it receives a JSON POST for every rollout step, pause, abort and rollback)"
+        )
+    return url
 
 
 def _checked_secret(key: str, source: str) -> str:

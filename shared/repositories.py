@@ -41,9 +41,7 @@ async def _paginate(session: AsyncSession, query: Select[Any], page: PageRequest
     return Page(list(rows), page.page, page.per_page, total or 0)
 
 
-async def _paginate_rows(
-    session: AsyncSession, query: Select[Any], page: PageRequest
-) -> Page[Any]:
+async def _paginate_rows(session: AsyncSession, query: Select[Any], page: PageRequest) -> Page[Any]:
     """A page of plain rows (no ORM objects) and the total, in one statement.
 
     The total rides along as an uncorrelated scalar subquery, which the database evaluates

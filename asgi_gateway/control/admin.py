@@ -15,7 +15,13 @@ from asgi_gateway.control.database import describe_error
 from asgi_gateway.control.plane import AccessDenied, ControlPlane, IdentityUnavailable
 from asgi_gateway.control.stats import shadow_report
 from asgi_gateway.control.store import Change
-from asgi_gateway.errors import FlagConflict, FlagError, FlagStoreUnavailable, UnknownEndpoint
+from asgi_gateway.errors import (
+    FlagConflict,
+    FlagError,
+    FlagStoreUnavailable,
+    RolloutConflict,
+    UnknownEndpoint,
+)
 from asgi_gateway.flags import parse_duration_s
 from asgi_gateway.serving.identity import Principal
 
@@ -55,37 +61,45 @@ class BadBody(Exception):
         self.response = response
 
 
+def admin_endpoint(
+    plane: ControlPlane, handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    """`handler` for admins only, every gateway error answered in the error shape."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            principal = await plane.require_admin(request)
+            return await handler(request, principal)
+        except AccessDenied as exc:
+            code = "unauthorized" if exc.status == 401 else "forbidden"
+            return error(exc.status, code, exc.message)
+        except IdentityUnavailable as exc:
+            return error(503, "identity_unavailable", str(exc), headers={"Retry-After": "5"})
+        except FlagStoreUnavailable as exc:
+            return error(503, "flag_store_unavailable", str(exc), headers={"Retry-After": "5"})
+        except BadBody as exc:
+            return exc.response
+        except (FlagConflict, RolloutConflict) as exc:
+            return error(409, "conflict", str(exc))
+        except UnknownEndpoint as exc:
+            return error(404, "not_found", exc.message)
+        except FlagError as exc:
+            return error(
+                422,
+                "validation_error",
+                exc.message,
+                [{"field": exc.field or "flag", "message": exc.message}],
+            )
+
+    return endpoint
+
+
 def admin_api_routes(plane: ControlPlane) -> list[Route]:
     """Routes of the admin API: list, read and change flags; read the audit trail."""
     base = plane.rollout_prefix + "/api"
 
     def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                principal = await plane.require_admin(request)
-                return await handler(request, principal)
-            except AccessDenied as exc:
-                code = "unauthorized" if exc.status == 401 else "forbidden"
-                return error(exc.status, code, exc.message)
-            except IdentityUnavailable as exc:
-                return error(503, "identity_unavailable", str(exc), headers={"Retry-After": "5"})
-            except FlagStoreUnavailable as exc:
-                return error(503, "flag_store_unavailable", str(exc), headers={"Retry-After": "5"})
-            except BadBody as exc:
-                return exc.response
-            except FlagConflict as exc:
-                return error(409, "conflict", str(exc))
-            except UnknownEndpoint as exc:
-                return error(404, "not_found", exc.message)
-            except FlagError as exc:
-                return error(
-                    422,
-                    "validation_error",
-                    exc.message,
-                    [{"field": exc.field or "flag", "message": exc.message}],
-                )
-
-        return endpoint
+        return admin_endpoint(plane, handler)
 
     def known(endpoint: str) -> None:
         if endpoint not in plane.endpoints:

@@ -13,8 +13,11 @@ from typing import Any
 from markupsafe import Markup
 
 from asgi_gateway.control import stats
+from asgi_gateway.control.analysis import format_duration
 from asgi_gateway.control.charts import Line, line_chart
 from asgi_gateway.control.plane import ControlPlane
+from asgi_gateway.control.progress import GUARD
+from asgi_gateway.control.rollout_view import rollout_views
 from asgi_gateway.control.store import AuditEntry, etag
 from asgi_gateway.flags import Flag, drift
 
@@ -53,6 +56,7 @@ async def board_data(plane: ControlPlane) -> dict[str, Any]:
         and last[e].created_at <= settled_before
     )
     long_run = await _long_run(plane, candidates, now_min - days * 1440)
+    progress = await plane.rollouts().read_all()
     rows = []
     total_async = total_all = 0
     for endpoint in sorted(plane.endpoints):
@@ -77,6 +81,9 @@ async def board_data(plane: ControlPlane) -> dict[str, Any]:
                 "last_change": change,
                 "shadow": shadow_hour.get(endpoint),
                 "hint": _hint(endpoint, flag, plane, long_run, change),
+                "rollout": progress.get(endpoint),
+                # The guard's rollback stands until a person flips it or starts a rollout.
+                "rolled_back": change is not None and change.actor == GUARD,
             }
         )
     served_async = sum(1 for r in rows if r["flag"].mode == "async")
@@ -189,6 +196,7 @@ async def endpoint_data(plane: ControlPlane, endpoint: str) -> dict[str, Any]:
     history = await store.history(endpoint, limit=20)
     declared = plane.declared_flag(endpoint)
     shadow = await _shadow(store.engine, endpoint, now_min)
+    (rollout,) = await rollout_views(plane.rollouts(), [endpoint], plane.twins)
     return {
         "endpoint": endpoint,
         "flag": flag,
@@ -204,6 +212,12 @@ async def endpoint_data(plane: ControlPlane, endpoint: str) -> dict[str, Any]:
         "history": history,
         "shadow": shadow,
         "version": state.version,
+        "rollout": rollout,
+        "durations": {
+            "interval": format_duration(rollout["interval_s"]),
+            "shadow_for": format_duration(rollout["shadow_for_s"]),
+            "window": format_duration(flag.guard.window_s),
+        },
     }
 
 

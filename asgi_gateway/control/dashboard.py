@@ -25,8 +25,9 @@ from starlette.routing import Route
 
 from asgi_gateway.control.board import board_data, endpoint_data
 from asgi_gateway.control.plane import AccessDenied, ControlPlane, IdentityUnavailable
+from asgi_gateway.control.rollout_api import parse_action
 from asgi_gateway.control.store import Change, describe
-from asgi_gateway.errors import FlagConflict, FlagError, FlagStoreUnavailable
+from asgi_gateway.errors import FlagConflict, FlagError, FlagStoreUnavailable, RolloutConflict
 from asgi_gateway.flags import MODES
 from asgi_gateway.serving.identity import Principal, cookie, header
 
@@ -118,31 +119,9 @@ def dashboard_routes(plane: ControlPlane) -> list[Route]:
         back = f"{base}/endpoints/{quote(endpoint)}"
 
         async def render(request: Request, principal: Principal, token: str) -> Response:
-            try:
-                form = await read_form(request)
-            except _FormTooLarge:
-                return html(
-                    "denied.html",
-                    {
-                        "message": f"The form is too large (limit {MAX_FORM_BYTES // 1024} KiB); "
-                        "shorten the reason and try again.",
-                        "back": back,
-                        "back_label": "Back to the endpoint",
-                    },
-                    status=413,
-                )
-            sent = form.get("csrf_token", "")
-            if not sent or not hmac.compare_digest(sent, token):
-                return html(
-                    "denied.html",
-                    {
-                        "message": "The form has expired or was not sent from this dashboard; "
-                        "reload the page and try again.",
-                        "back": back,
-                        "back_label": "Back to the endpoint",
-                    },
-                    status=400,
-                )
+            form, refused = await checked_form(request, token, back)
+            if refused is not None:
+                return refused
             mode = form.get("mode", "")
             percent_raw = form.get("percent", "").strip() if mode == "canary" else ""
             reason = form.get("reason", "").strip()
@@ -184,6 +163,101 @@ def dashboard_routes(plane: ControlPlane) -> list[Route]:
 
         return await page(request, render)
 
+    async def rollout_action(request: Request) -> Response:
+        endpoint = request.path_params["endpoint"]
+        back = f"{base}/endpoints/{quote(endpoint)}"
+
+        async def render(request: Request, principal: Principal, token: str) -> Response:
+            form, refused = await checked_form(request, token, back)
+            if refused is not None:
+                return refused
+            steps_raw = form.get("steps", "").strip()
+            interval_raw = form.get("interval", "").strip()
+            body: dict[str, Any] = {
+                "action": form.get("action", ""),
+                "reason": form.get("reason", ""),
+            }
+            if body["action"] == "start":
+                if steps_raw:
+                    try:
+                        body["steps"] = [float(s) for s in steps_raw.replace(" ", "").split(",")]
+                    except ValueError:
+                        message = f"steps: {steps_raw!r} is not a list of numbers such as 1,5,100"
+                        return RedirectResponse(f"{back}?error={quote(message)}#rollout", 303)
+                if interval_raw:
+                    body["interval"] = interval_raw
+            try:
+                action, reason, steps, interval_s = parse_action(body)
+            except FlagError as exc:
+                return RedirectResponse(f"{back}?error={quote(exc.message)}#rollout", 303)
+            if form.get("confirm") != "yes":
+                return html(
+                    "rollout_confirm.html",
+                    {
+                        "endpoint": endpoint,
+                        "action": action,
+                        "reason": reason,
+                        "steps": steps_raw if action == "start" else "",
+                        "interval": interval_raw if action == "start" else "",
+                        "csrf": token,
+                        "principal": principal,
+                    },
+                )
+            rollouts = plane.rollouts()
+            try:
+                if action == "start":
+                    await rollouts.start(
+                        endpoint,
+                        actor=principal.name,
+                        reason=reason,
+                        steps=steps,
+                        interval_s=interval_s,
+                    )
+                else:
+                    act = {
+                        "pause": rollouts.pause,
+                        "resume": rollouts.resume,
+                        "abort": rollouts.abort,
+                    }[action]
+                    await act(endpoint, actor=principal.name, reason=reason)
+            except (FlagError, FlagConflict, RolloutConflict) as exc:
+                message = exc.message if isinstance(exc, FlagError) else str(exc)
+                return RedirectResponse(f"{back}?error={quote(message)}#rollout", 303)
+            return RedirectResponse(f"{back}#rollout", status_code=303)
+
+        return await page(request, render)
+
+    async def checked_form(
+        request: Request, token: str, back: str
+    ) -> tuple[dict[str, str], Response | None]:
+        """The posted form, or the page refusing it (too large, or a bad CSRF token)."""
+        try:
+            form = await read_form(request)
+        except _FormTooLarge:
+            return {}, html(
+                "denied.html",
+                {
+                    "message": f"The form is too large (limit {MAX_FORM_BYTES // 1024} KiB); "
+                    "shorten the reason and try again.",
+                    "back": back,
+                    "back_label": "Back to the endpoint",
+                },
+                status=413,
+            )
+        sent = form.get("csrf_token", "")
+        if not sent or not hmac.compare_digest(sent, token):
+            return form, html(
+                "denied.html",
+                {
+                    "message": "The form has expired or was not sent from this dashboard; "
+                    "reload the page and try again.",
+                    "back": back,
+                    "back_label": "Back to the endpoint",
+                },
+                status=400,
+            )
+        return form, None
+
     async def audit_page(request: Request) -> Response:
         async def render(request: Request, principal: Principal, token: str) -> Response:
             params = request.query_params
@@ -219,6 +293,7 @@ def dashboard_routes(plane: ControlPlane) -> list[Route]:
         Route(f"{base}/", board, methods=["GET"]),
         Route(base + "/endpoints/{endpoint}", endpoint_page, methods=["GET"]),
         Route(base + "/endpoints/{endpoint}/flip", flip, methods=["POST"]),
+        Route(base + "/endpoints/{endpoint}/rollout", rollout_action, methods=["POST"]),
         Route(f"{base}/audit", audit_page, methods=["GET"]),
     ]
 

@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 
 from asgi_gateway.control.refresher import FlagRefresher
+from asgi_gateway.control.rollouts import Rollouts
 from asgi_gateway.control.store import Change, FlagState, FlagStore, etag
 from asgi_gateway.errors import FlagStoreUnavailable, GatewayError
 from asgi_gateway.flag_file import FlagFile
@@ -66,6 +67,7 @@ class ControlPlane:
     store: FlagStore | None = None
     declared: FlagFile | None = None
     refresher: FlagRefresher | None = None
+    notify: Callable[[], None] | None = None  # wakes the webhook sender after a change
     cache: dict[str, Any] = field(default_factory=dict)  # per-gateway memo of slow reads
 
     @property
@@ -155,9 +157,19 @@ class ControlPlane:
             action=action,
             expected_etag=expected_etag,
         )
+        await self.changed()
+        return before, after
+
+    def rollouts(self) -> Rollouts:
+        """The rollout actions, on this gateway's store and declared flags."""
+        return Rollouts(self.require_store(), self.declared, self.rules, on_change=self.changed)
+
+    async def changed(self) -> None:
+        """After a committed change: this worker serves it at once; its notices go out now."""
         if self.refresher is not None:
             await self.refresher.refresh()
-        return before, after
+        if self.notify is not None:
+            self.notify()
 
     async def readiness(
         self, checks: Mapping[str, Callable[[], Awaitable[object]]]

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route, Router
 from asgi_gateway.control.admin import admin_api_routes, error
 from asgi_gateway.control.dashboard import dashboard_routes
 from asgi_gateway.control.plane import ControlPlane
+from asgi_gateway.control.rollout_api import rollout_api_routes
 
 Readiness = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 Scrape = Callable[[], tuple[bytes, str]]
@@ -55,6 +56,7 @@ def control_router(
         Route(readyz_path, readyz, methods=["GET"]),
         Route(metrics_path, metrics, methods=["GET"]),
         *admin_api_routes(plane),
+        *rollout_api_routes(plane),
         *dashboard_routes(plane),
         *extra_routes,
     ]

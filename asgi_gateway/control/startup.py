@@ -1,4 +1,5 @@
-"""Starting and stopping the control plane: flag file, tables, snapshot, refresher, recorder."""
+"""Starting and stopping the control plane: flag file, tables, snapshot, refresher, recorder,
+the guard and the rollout webhook."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from asgi_gateway.control.guard import GuardConfig, Guardian
 from asgi_gateway.control.plane import ControlPlane
 from asgi_gateway.control.refresher import FlagRefresher
 from asgi_gateway.control.store import FlagStore
+from asgi_gateway.control.webhook import WebhookSender
 from asgi_gateway.errors import FlagStoreUnavailable
 from asgi_gateway.flag_file import load_flag_file
 from asgi_gateway.serving.options import FlagSource
@@ -19,9 +22,10 @@ _log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def run_flags(
-    plane: ControlPlane, source: FlagSource, recorder: Recorder
+    plane: ControlPlane, source: FlagSource, recorder: Recorder, guard: GuardConfig
 ) -> AsyncIterator[None]:
-    """Read and apply the flag file, load the snapshot and keep it fresh; stop it all on exit.
+    """Read and apply the flag file, load the snapshot and keep it fresh, guard the endpoints
+    and move their rollouts; stop it all on exit.
 
     Raises FlagFileError or FlagStoreUnavailable when the gateway cannot serve its flags.
     """
@@ -29,6 +33,8 @@ async def run_flags(
     engine = source.open()
     store = plane.store = FlagStore(engine)
     refresher: FlagRefresher | None = None
+    guardian: Guardian | None = None
+    sender: WebhookSender | None = None
     try:
         await store.ensure_schema()
         changed = await store.apply(plane.declared)
@@ -41,8 +47,19 @@ async def run_flags(
         plane.refresher = refresher
         refresher.start()
         await recorder.start(engine)
+        if guard.webhook_url:
+            sender = WebhookSender(engine, guard.webhook_url)
+            sender.start()
+            plane.notify = sender.wake
+        guardian = Guardian(plane.rollouts, plane.twins, guard.metrics, tick_s=guard.tick_s)
+        guardian.start()
         yield
     finally:
+        if guardian is not None:
+            await guardian.stop()
+        plane.notify = None
+        if sender is not None:
+            await sender.stop()
         plane.refresher = None
         if refresher is not None:
             await refresher.stop()

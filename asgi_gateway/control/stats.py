@@ -1,5 +1,5 @@
-"""Reading what the recorder wrote: request totals, latency percentiles, chart series, and
-shadow results, mismatches, noise and fallbacks.
+"""Reading what the recorder wrote: request totals, latency percentiles, chart series,
+shadow results, mismatches, noise and fallbacks, and the figures of one window for the guard.
 
 The recorder (serving side) writes `rollout_stats`, `rollout_events`, `rollout_mismatches` and
 `rollout_noise`; the dashboard, the admin API, the CLI and the guard read them here, all
@@ -8,6 +8,7 @@ workers and machines merged.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,13 +17,17 @@ from typing import Any
 from sqlalchemy import Integer, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from asgi_gateway.control.analysis import Figures, Side
 from asgi_gateway.serving.findings import Mismatch, mismatch_of
 from asgi_gateway.tables import (
     BUCKET_COLUMNS,
     BUCKETS_MS,
+    RECENT_KEEP_S,
     events_table,
     mismatches_table,
     noise_table,
+    recent_events_table,
+    recent_stats_table,
     stats_table,
 )
 
@@ -260,3 +265,71 @@ async def shadow_report(engine: AsyncEngine, endpoint: str, window_s: float) -> 
         "noise": await noise_paths(engine, endpoint),
         "recent": [m.to_dict() for m in await recent_mismatches(engine, endpoint, since)],
     }
+
+
+# -- one window, for the guard and the rollout engine ----------------------------------------------
+
+_WINDOW_EVENTS = ("shadow_match", "shadow_mismatch", "shadow_noise", "fallback")
+
+
+async def window_figures(
+    engine: AsyncEngine, endpoint: str, since_s: float, now_s: float | None = None
+) -> Figures:
+    """`endpoint`'s requests and shadow results from `since_s` (Unix time) until now.
+
+    The last RECENT_KEEP_S come from the per-second rows, so a window may start at any second
+    (at a flip); older parts of a long window come from whole minutes of the per-minute rows.
+    """
+    now_s = time.time() if now_s is None else now_s
+    start = int(since_s)
+    # Per-second rows are kept at least RECENT_KEEP_S; from this minute boundary on, use them.
+    boundary = max(start, math.ceil((now_s - RECENT_KEEP_S) / 60) * 60)
+    spans = [(recent_stats_table, recent_events_table, "second", boundary, None)]
+    if start < boundary:
+        first_minute = math.ceil(start / 60)
+        spans.append((stats_table, events_table, "minute", first_minute, boundary // 60))
+    sides: dict[str, list[int]] = {}
+    events: dict[str, int] = {}
+    async with engine.connect() as conn:
+        for stats, kinds, key, low, high in spans:
+            query = (
+                select(
+                    stats.c.backend,
+                    *(func.sum(stats.c[c]) for c in ("requests", "errors", *BUCKET_COLUMNS)),
+                )
+                .where(stats.c.endpoint == endpoint, stats.c[key] >= low)
+                .group_by(stats.c.backend)
+            )
+            counted = (
+                select(kinds.c.kind, func.sum(kinds.c["count"]))
+                .where(
+                    kinds.c.endpoint == endpoint,
+                    kinds.c[key] >= low,
+                    kinds.c.kind.in_(_WINDOW_EVENTS),
+                )
+                .group_by(kinds.c.kind)
+            )
+            if high is not None:
+                query = query.where(stats.c[key] < high)
+                counted = counted.where(kinds.c[key] < high)
+            for backend, *values in (await conn.execute(query)).all():
+                summed = sides.setdefault(backend, [0] * (2 + len(BUCKET_COLUMNS)))
+                for i, value in enumerate(values):
+                    summed[i] += int(value or 0)
+            for kind, count in (await conn.execute(counted)).all():
+                events[kind] = events.get(kind, 0) + int(count or 0)
+
+    def side(backend: str) -> Side:
+        values = sides.get(backend)
+        if values is None:
+            return Side()
+        return Side(values[0], values[1], tuple(values[2:]))
+
+    compared = sum(events.get(k, 0) for k in ("shadow_match", "shadow_mismatch", "shadow_noise"))
+    return Figures(
+        legacy=side("legacy"),
+        twin=side("async"),
+        compared=compared,
+        mismatched=events.get("shadow_mismatch", 0),
+        fallbacks=events.get("fallback", 0),
+    )

@@ -9,9 +9,10 @@ each machine sees a change by reading one small row.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,10 +21,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asgi_gateway.control.database import describe_error, ensure_schema
+from asgi_gateway.control.progress import Flipped, pause_for_flip
 from asgi_gateway.errors import FlagConflict, FlagStoreUnavailable
 from asgi_gateway.flag_file import FlagFile
-from asgi_gateway.flags import EndpointRules, Flag, make_flag
+from asgi_gateway.flags import EndpointRules, Flag, describe, make_flag
 from asgi_gateway.tables import audit_table, flags_table, state_table
+
+# What a flip does besides changing the flag, in its transaction (raise to undo the flip).
+Effect = Callable[[AsyncConnection, Flipped], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +59,11 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class FlagState:
-    """All runtime flags at one version."""
+    """All runtime flags at one version, and when each last changed."""
 
     version: int
     flags: Mapping[str, Flag]
+    changed_at: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ class Change:
     compare: Any = None
     fallback: Any = None
     fallback_timeout: Any = None
+    rollout: Any = None
 
 
 class FlagStore:
@@ -99,15 +106,27 @@ class FlagStore:
             raise FlagStoreUnavailable(f"cannot read {what}: {describe_error(exc)}") from exc
 
     @asynccontextmanager
-    async def _writing(self, what: str) -> AsyncIterator[AsyncConnection]:
+    async def _writing(self, what: str, *, bump: bool = True) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.begin() as conn:
-                # First: takes the write lock (a row lock on PostgreSQL, the database lock on
-                # SQLite), so what the transaction reads next is what it changes.
-                await _bump(conn)
+                if bump:
+                    # First: takes the write lock (a row lock on PostgreSQL, the database lock
+                    # on SQLite), so what the transaction reads next is what it changes.
+                    await _bump(conn)
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
             raise FlagStoreUnavailable(f"cannot store {what}: {describe_error(exc)}") from exc
+
+    def reading(self, what: str) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for reads; database failures raise FlagStoreUnavailable naming `what`."""
+        return self._reading(what)
+
+    def transaction(
+        self, what: str, *, bump: bool = True
+    ) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """One writing transaction; with `bump`, it first moves the flag version (the write
+        lock, and every worker reloads). Database failures raise FlagStoreUnavailable."""
+        return self._writing(what, bump=bump)
 
     async def version(self) -> int:
         """The current flag version: one indexed row, cheap enough to poll."""
@@ -119,7 +138,11 @@ class FlagStore:
         async with self._reading("the flags") as conn:
             version = await conn.scalar(_VERSION)
             rows = (await conn.execute(select(flags_table))).mappings().all()
-        return FlagState(int(version or 0), {row["endpoint"]: _flag_of(row) for row in rows})
+        return FlagState(
+            int(version or 0),
+            {row["endpoint"]: _flag_of(row) for row in rows},
+            {row["endpoint"]: row["updated_at"] for row in rows},
+        )
 
     async def apply(self, declared: FlagFile, *, actor: str = "feature_flags.yaml") -> list[str]:
         """Take each YAML entry that changed since it was last applied; keep the others.
@@ -143,18 +166,42 @@ class FlagStore:
                     reason = f"{declared.path.name} entry changed"
                     await _audit(conn, flag, before, actor, "apply", reason)
                     changed.append(endpoint)
+                    flipped = Flipped(
+                        endpoint,
+                        before or declared.declared(endpoint),
+                        flag,
+                        actor,
+                        "apply",
+                        reason,
+                        row["updated_at"] if row is not None else None,
+                    )
+                    await pause_for_flip(conn, flipped)
         return changed
 
     async def set_flag(
         self, flag: Flag, *, actor: str, reason: str, action: str = "set"
     ) -> tuple[Flag | None, Flag]:
-        """Store `flag` as the endpoint's runtime flag, audited; returns (before, after)."""
+        """Store `flag` as the endpoint's runtime flag, audited; returns (before, after).
+
+        Like every flip by a person, it pauses a running rollout of the endpoint.
+        """
         async with self._writing("the flag change") as conn:
             row = await _row(conn, flag.endpoint)
             before = _flag_of(row) if row is not None else None
             fingerprint = row["declared_fingerprint"] if row is not None else None
             await _write(conn, flag, actor=actor, fingerprint=fingerprint, row=row)
             await _audit(conn, flag, before, actor, action, reason)
+            changed_at = row["updated_at"] if row is not None else None
+            flipped = Flipped(
+                flag.endpoint,
+                before or Flag(flag.endpoint),
+                flag,
+                actor,
+                action,
+                reason,
+                changed_at,
+            )
+            await pause_for_flip(conn, flipped)
         return before, flag
 
     async def flip(
@@ -168,6 +215,7 @@ class FlagStore:
         reason: str,
         action: str = "set",
         expected_etag: str | None = None,
+        effect: Effect | None = None,
     ) -> tuple[Flag, Flag]:
         """Validate `change` against the endpoint's current flag and apply it: a compare-and-set.
 
@@ -175,37 +223,87 @@ class FlagStore:
         current flag is read inside the writing transaction, so two concurrent flips apply
         in order, the second from what the first left. With `expected_etag` (the `etag` of
         the flag the caller saw), FlagConflict is raised when the flag changed since.
-        Raises FlagError for an invalid change; returns (before, after).
+        `effect` runs in the same transaction after the write; by default (a person's flip)
+        it pauses a running rollout of the endpoint. Raises FlagError for an invalid change;
+        returns (before, after).
         """
         async with self._writing("the flag change") as conn:
-            row = await _row(conn, endpoint)
-            if row is not None:
-                base = _flag_of(row)
-            elif declared is not None and (rules.known is None or endpoint in rules.known):
-                base = declared.declared(endpoint)
-            else:
-                base = Flag(endpoint)
-            if expected_etag is not None and etag(base) != expected_etag:
-                raise FlagConflict(
-                    f"the flag of {endpoint} changed since it was read (now {describe(base)}); "
-                    "reload it and decide again"
-                )
-            flag = make_flag(
+            return await self.flip_in(
+                conn,
                 endpoint,
-                mode=change.mode,
-                percent=change.percent,
-                sticky_by=change.sticky_by,
-                shadow=change.shadow,
-                compare=change.compare,
-                fallback=change.fallback,
-                fallback_timeout=change.fallback_timeout,
-                base=base,
+                change,
+                declared=declared,
                 rules=rules,
+                actor=actor,
+                reason=reason,
+                action=action,
+                expected_etag=expected_etag,
+                effect=effect,
             )
-            fingerprint = row["declared_fingerprint"] if row is not None else None
-            await _write(conn, flag, actor=actor, fingerprint=fingerprint, row=row)
-            await _audit(conn, flag, base, actor, action, reason)
+
+    async def flip_in(
+        self,
+        conn: AsyncConnection,
+        endpoint: str,
+        change: Change,
+        *,
+        declared: FlagFile | None,
+        rules: EndpointRules,
+        actor: str,
+        reason: str,
+        action: str = "set",
+        expected_etag: str | None = None,
+        effect: Effect | None = None,
+    ) -> tuple[Flag, Flag]:
+        """`flip` inside a transaction of `transaction()` (which must have bumped the version)."""
+        base, row = await self.current(conn, endpoint, declared=declared, rules=rules)
+        if expected_etag is not None and etag(base) != expected_etag:
+            raise FlagConflict(
+                f"the flag of {endpoint} changed since it was read (now {describe(base)}); "
+                "reload it and decide again"
+            )
+        flag = make_flag(
+            endpoint,
+            mode=change.mode,
+            percent=change.percent,
+            sticky_by=change.sticky_by,
+            shadow=change.shadow,
+            compare=change.compare,
+            fallback=change.fallback,
+            fallback_timeout=change.fallback_timeout,
+            rollout=change.rollout,
+            base=base,
+            rules=rules,
+        )
+        fingerprint = row["declared_fingerprint"] if row is not None else None
+        await _write(conn, flag, actor=actor, fingerprint=fingerprint, row=row)
+        await _audit(conn, flag, base, actor, action, reason)
+        changed_at = row["updated_at"] if row is not None else None
+        flipped = Flipped(endpoint, base, flag, actor, action, reason, changed_at)
+        await (effect or pause_for_flip)(conn, flipped)
         return base, flag
+
+    async def current(
+        self,
+        conn: AsyncConnection,
+        endpoint: str,
+        *,
+        declared: FlagFile | None,
+        rules: EndpointRules,
+    ) -> tuple[Flag, Mapping[str, Any] | None]:
+        """The endpoint's flag as served (runtime row, else declared) and its row, in `conn`."""
+        row = await _row(conn, endpoint)
+        if row is not None:
+            return _flag_of(row), row
+        if declared is not None and (rules.known is None or endpoint in rules.known):
+            return declared.declared(endpoint), None
+        return Flag(endpoint), None
+
+    async def audit_only(
+        self, conn: AsyncConnection, flag: Flag, *, actor: str, action: str, reason: str
+    ) -> None:
+        """An audit row that changes nothing (a rollout paused or resumed), in `conn`."""
+        await _audit(conn, flag, flag, actor, action, reason)
 
     async def mark_exported(self, fingerprints: Mapping[str, str]) -> None:
         """After `flags export` wrote runtime state into the YAML, record it as applied."""
@@ -252,11 +350,6 @@ class FlagStore:
 def etag(flag: Flag) -> str:
     """The version tag of one flag's content (HTTP ETag, form field) for compare-and-set."""
     return flag.fingerprint()
-
-
-def describe(flag: Flag) -> str:
-    """`canary 25%`, `async`: a flag's routing in a few words, for messages."""
-    return f"canary {flag.percent:g}%" if flag.mode == "canary" else flag.mode
 
 
 _VERSION = select(state_table.c.version).where(state_table.c.id == 1)

@@ -42,10 +42,12 @@ def build_gateway(
     registry: CollectorRegistry | None = None,
     dry_run: DryRun | None = None,
     shadow_concurrency: int = 8,
-    stats_flush_s: float = 5.0,
+    stats_flush_s: float = 2.0,
     stats_retention_days: int = 7,
     retire_after_days: int = 7,
     extra_routes: Sequence[BaseRoute] = (),
+    guard_tick_s: float = 1.0,
+    rollout_webhook: str | None = None,
 ) -> Gateway:
     """The ASGI app serving `wsgi_app` (any WSGI app) with `routes` as its async twins.
 
@@ -76,5 +78,7 @@ def build_gateway(
         stats_retention_days=stats_retention_days,
         retire_after_days=retire_after_days,
         extra_routes=tuple(extra_routes),
+        guard_tick_s=guard_tick_s,
+        rollout_webhook=rollout_webhook,
     )
     return Gateway(wsgi_app, routes, flags, options)

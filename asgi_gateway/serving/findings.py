@@ -3,8 +3,9 @@
 Noted in memory by the shadow runner and the fallback path (no I/O), written to the database
 by the recorder's background task, merged across workers and machines:
 
-* per-minute counts in `rollout_events` (`shadow_match`, ..., `fallback`), also counted in
-  Prometheus as `gateway_shadow_total{endpoint,result}` and `gateway_fallbacks_total{endpoint}`;
+* per-minute counts in `rollout_events` (`shadow_match`, ..., `fallback`), and per second in
+  `rollout_recent_events` (for the guard), also counted in Prometheus as
+  `gateway_shadow_total{endpoint,result}` and `gateway_fallbacks_total{endpoint}`;
 * mismatch records in `rollout_mismatches`, at most MAX_MISMATCHES_PER_MINUTE per endpoint
   and minute across every worker;
 * noise paths in `rollout_noise`, read back so every worker ignores what any worker learnt.
@@ -30,6 +31,7 @@ from asgi_gateway.tables import (
     events_table,
     mismatches_table,
     noise_table,
+    recent_events_table,
 )
 
 _log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ class Findings:
     """In-memory findings of one gateway, drained to the database in the background."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.events: dict[tuple[int, str, str], int] = {}
+        self.events: dict[tuple[int, str, str], int] = {}  # (second, endpoint, kind) -> count
         self.mismatches: list[Mismatch] = []
         self.noise: dict[tuple[str, str], int] = {}
         # Noise known anywhere (this worker's and the database's), by endpoint.
@@ -97,7 +99,7 @@ class Findings:
         self._fallbacks.labels(endpoint).inc()
 
     def _count(self, endpoint: str, kind: str) -> None:
-        key = (int(time.time() // 60), endpoint, kind)
+        key = (int(time.time()), endpoint, kind)
         self.events[key] = self.events.get(key, 0) + 1
 
     def mismatch(self, record: Mismatch) -> None:
@@ -126,18 +128,25 @@ class Findings:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         try:
             if events:
-                stmt = dialect.insert(events_table)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["minute", "endpoint", "kind"],
-                    set_={"count": events_table.c["count"] + stmt.excluded["count"]},
-                )
-                await conn.execute(
-                    stmt,
-                    [
-                        {"minute": m, "endpoint": e, "kind": k, "count": n}
-                        for (m, e, k), n in events.items()
-                    ],
-                )
+                minutes: dict[tuple[int, str, str], int] = {}
+                for (second, e, k), n in events.items():
+                    minutes[(second // 60, e, k)] = minutes.get((second // 60, e, k), 0) + n
+                for table, key, counts in (
+                    (events_table, "minute", minutes),
+                    (recent_events_table, "second", events),
+                ):
+                    stmt = dialect.insert(table)
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=[key, "endpoint", "kind"],
+                        set_={"count": table.c["count"] + stmt.excluded["count"]},
+                    )
+                    await conn.execute(
+                        stmt,
+                        [
+                            {key: t, "endpoint": e, "kind": k, "count": n}
+                            for (t, e, k), n in sorted(counts.items())
+                        ],
+                    )
             for record in mismatches:
                 await _insert_mismatch(conn, record)
             if noise:

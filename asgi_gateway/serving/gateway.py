@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
+from asgi_gateway.control.guard import GuardConfig, RolloutMetrics
 from asgi_gateway.control.plane import ControlPlane, PoolHealth
 from asgi_gateway.control.refresher import FlagRefresher
 from asgi_gateway.control.router import control_router
@@ -114,6 +115,11 @@ class Gateway:
             retention_days=options.stats_retention_days,
             persist_interval_s=options.stats_flush_s,
             flush_interval_s=min(1.0, options.stats_flush_s),
+        )
+        self.guard = GuardConfig(
+            RolloutMetrics(self.registry),
+            tick_s=options.guard_tick_s,
+            webhook_url=options.rollout_webhook,
         )
         self.rules = endpoint_rules(
             self.endpoints, self.routes, has_dry_run=options.dry_run is not None
@@ -419,7 +425,9 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             if app_lifespan is not None:
                 await stack.enter_async_context(app_lifespan(self, state))
-            await stack.enter_async_context(run_flags(self.plane, self.flag_source, self.recorder))
+            await stack.enter_async_context(
+                run_flags(self.plane, self.flag_source, self.recorder, self.guard)
+            )
             self.started_at = time.time()
             yield
             await self._drain()

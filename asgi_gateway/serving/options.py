@@ -68,10 +68,12 @@ class GatewayOptions:
     registry: CollectorRegistry | None = None
     dry_run: DryRun | None = None
     shadow_concurrency: int = 8
-    stats_flush_s: float = 5.0
+    stats_flush_s: float = 2.0
     stats_retention_days: int = 7
     retire_after_days: int = 7
     extra_routes: Sequence[BaseRoute] = ()
+    guard_tick_s: float = 1.0
+    rollout_webhook: str | None = None
 
 
 def secret_bytes(secret: str | bytes | None, flask_app: Any) -> bytes:

@@ -6,7 +6,8 @@ background task on the server loop drains it about once a second into
 * Prometheus metrics in the gateway's own registry (multiprocess mode when
   PROMETHEUS_MULTIPROC_DIR is set, so `/metrics` sums every worker), and
 * per-minute buckets in the database (`rollout_stats`), merged by upsert across all workers
-  and machines and pruned after the retention period: the dashboard's and the guard's history.
+  and machines and pruned after the retention period: the dashboard's history; and the same
+  counts per second (`rollout_recent_stats`, kept RECENT_KEEP_S) for the guard's windows.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from asgi_gateway.serving.findings import Findings
 from asgi_gateway.tables import (
     BUCKETS_MS,
     COUNT_COLUMNS,
+    RECENT_KEEP_S,
     events_table,
     mismatches_table,
+    recent_events_table,
+    recent_stats_table,
     stats_table,
 )
 
@@ -43,6 +47,7 @@ Sample = tuple["str | None", str, str, str, int, float, bool, bool]
 Resolve = Callable[[str, str], "str | None"]
 _CLASS_INDEX = {2: 1, 3: 2, 4: 3, 5: 4}
 _NOISE_RELOAD_S = 30.0
+_RECENT_PRUNE_S = 60.0
 
 
 class Recorder:
@@ -62,6 +67,7 @@ class Recorder:
         self.retention_days = retention_days
         self.flush_interval_s = flush_interval_s
         self.persist_interval_s = persist_interval_s
+        # (second, endpoint, backend) -> counts; summed per minute as well when persisted
         self.pending: dict[tuple[int, str, str], list[int]] = {}
         self.engine: AsyncEngine | None = None
         self.prometheus = _Prometheus(registry)
@@ -69,6 +75,7 @@ class Recorder:
         self._last_noise_load = 0.0
         self._task: asyncio.Task[None] | None = None
         self._last_prune = time.monotonic() - 3600  # first prune on the first persist
+        self._last_recent_prune = time.monotonic()
 
     def record(
         self,
@@ -117,13 +124,14 @@ class Recorder:
                     last_persist = time.monotonic()
                     await self.persist()
                     await self._prune_hourly()
+                    await self._prune_recent()
             except Exception:  # a bad flush must not stop metrics for good
                 _log.exception("metrics flush failed")
 
     def drain(self) -> int:
-        """Move buffered samples into Prometheus and the per-minute buckets; returns how many."""
+        """Move buffered samples into Prometheus and the per-second counts; returns how many."""
         samples = self.samples
-        minute = int(time.time() // 60)
+        second = int(time.time())
         observe = self.prometheus.observe
         pending = self.pending
         resolve = self.resolve
@@ -137,9 +145,9 @@ class Recorder:
                 endpoint = resolve(path, method) if resolve is not None else None
                 if endpoint is None:
                     continue  # no such endpoint (a 404): not an endpoint's traffic
-            counts = pending.get((minute, endpoint, backend))
+            counts = pending.get((second, endpoint, backend))
             if counts is None:
-                counts = pending[(minute, endpoint, backend)] = [0] * len(COUNT_COLUMNS)
+                counts = pending[(second, endpoint, backend)] = [0] * len(COUNT_COLUMNS)
             is_error = error or status >= 500
             counts[0] += 1
             counts[_CLASS_INDEX.get(status // 100, 4)] += 1
@@ -154,8 +162,8 @@ class Recorder:
         return drained
 
     async def persist(self) -> None:
-        """Add the pending per-minute counts into rollout_stats (an upsert that sums), and
-        write the shadow findings; what cannot be written now is kept for the next try."""
+        """Add the pending counts into rollout_stats and rollout_recent_stats (upserts that sum),
+        and write the shadow findings; what cannot be written now is kept for the next try."""
         await self._persist_counts()
         if self.engine is None:
             return
@@ -172,25 +180,46 @@ class Recorder:
         if not self.pending or self.engine is None:
             return
         pending, self.pending = self.pending, {}
-        rows = [
-            {"minute": m, "endpoint": e, "backend": b, **dict(zip(COUNT_COLUMNS, c, strict=True))}
-            for (m, e, b), c in pending.items()
-        ]
+        minutes: dict[tuple[int, str, str], list[int]] = {}
+        for (second, e, b), counts in pending.items():
+            summed = minutes.get((second // 60, e, b))
+            if summed is None:
+                minutes[(second // 60, e, b)] = list(counts)
+            else:
+                for i, n in enumerate(counts):
+                    summed[i] += n
         try:
             async with self.engine.begin() as conn:
-                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-                stmt = dialect.insert(stats_table)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["minute", "endpoint", "backend"],
-                    set_={c: stats_table.c[c] + stmt.excluded[c] for c in COUNT_COLUMNS},
-                )
-                await conn.execute(stmt, rows)
+                for table, key, counts_of in (
+                    (stats_table, "minute", minutes),
+                    (recent_stats_table, "second", pending),
+                ):
+                    await _add_counts(conn, table, key, counts_of)
         except (SQLAlchemyError, OSError) as exc:
             # Keep the counts for the next try rather than lose them.
             for key, counts in pending.items():
                 mine = self.pending.setdefault(key, [0] * len(COUNT_COLUMNS))
                 self.pending[key] = [a + b for a, b in zip(mine, counts, strict=True)]
             _log.warning("could not persist metrics (will retry): %s", exc)
+
+    async def _prune_recent(self) -> None:
+        if self.engine is None or time.monotonic() - self._last_recent_prune < _RECENT_PRUNE_S:
+            return
+        self._last_recent_prune = time.monotonic()
+        await self.prune_recent()
+
+    async def prune_recent(self, now_s: float | None = None) -> int:
+        """Delete per-second rows past RECENT_KEEP_S (and a minute); returns how many."""
+        if self.engine is None:
+            return 0
+        now_s = time.time() if now_s is None else now_s
+        oldest = int(now_s) - RECENT_KEEP_S - int(_RECENT_PRUNE_S)
+        deleted = 0
+        async with self.engine.begin() as conn:
+            for table in (recent_stats_table, recent_events_table):
+                result = await conn.execute(delete(table).where(table.c.second < oldest))
+                deleted += int(result.rowcount or 0)
+        return deleted
 
     async def _prune_hourly(self) -> None:
         if self.engine is None or time.monotonic() - self._last_prune < 3600:
@@ -209,6 +238,23 @@ class Recorder:
             for table in (events_table, mismatches_table):
                 await conn.execute(delete(table).where(table.c.minute < oldest))
         return int(result.rowcount or 0)
+
+
+async def _add_counts(
+    conn: Any, table: Any, key: str, counts_of: dict[tuple[int, str, str], list[int]]
+) -> None:
+    """Upsert `counts_of` ((time, endpoint, backend) -> counts) into `table`, summing."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[key, "endpoint", "backend"],
+        set_={c: table.c[c] + stmt.excluded[c] for c in COUNT_COLUMNS},
+    )
+    rows = [
+        {key: t, "endpoint": e, "backend": b, **dict(zip(COUNT_COLUMNS, c, strict=True))}
+        for (t, e, b), c in sorted(counts_of.items())  # one lock order in every worker
+    ]
+    await conn.execute(stmt, rows)
 
 
 class _Prometheus:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.asgi_gateway.custom_app import FLAGS as CUSTOM_FLAGS
 from tests.conftest import ServerProcess
+from tests.fakes.webhook_receiver import WebhookReceiver
 
 CUSTOM_APP = "tests.asgi_gateway.custom_app:app"
 CUSTOM_WSGI_THREADS = 4
@@ -77,3 +78,27 @@ def lab_environ(tmp_path: Path) -> dict[str, str]:
 def lab_server(lab_environ: dict[str, str], spawn: Callable[..., ServerProcess]) -> ServerProcess:
     """The lab app behind `build_gateway`, one worker in its own uvicorn process."""
     return spawn(lab_environ, app=LAB_APP)
+
+
+ROLLOUT_APP = "tests.asgi_gateway.rollout_app:app"
+
+
+@pytest.fixture
+def rollout_environ(tmp_path: Path) -> dict[str, str]:
+    """The environment of the guard and rollout test app (rollout_app.py), on SQLite; the test
+    writes ROLLOUT_FLAGS_FILE before it starts a server. Metrics are summed over workers."""
+    metrics = tmp_path / "prometheus"
+    metrics.mkdir()
+    return {
+        "ROLLOUT_FLAGS_FILE": str(tmp_path / "rollout_flags.yaml"),
+        "ROLLOUT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'rollout.db'}",
+        "ROLLOUT_BEHAVIOUR_FILE": str(tmp_path / "behaviour.json"),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+    }
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookReceiver]:
+    """A real webhook receiver on 127.0.0.1 (tests/fakes/webhook_receiver.py)."""
+    with WebhookReceiver() as receiver:
+        yield receiver

@@ -9,7 +9,8 @@ import pytest
 
 from asgi_gateway.app import endpoint_rules_of
 from asgi_gateway.errors import FlagError, FlagFileError, UnknownEndpoint
-from asgi_gateway.flag_file import FlagFile, load_flag_file, parse_flag_file
+from asgi_gateway.flag_file import FlagFile, entry_fields, load_flag_file, parse_flag_file
+from asgi_gateway.flag_policy import Rollout
 from asgi_gateway.flags import (
     Compare,
     EndpointRules,
@@ -270,7 +271,7 @@ def test_unknown_key_in_an_entry() -> None:
         HEAD + "  appointments.list:\n    mode: legacy\n    percnt: 5\n",
         7,
         "appointments.list: unknown key 'percnt' (expected mode, percent, sticky_by, "
-        "shadow, compare, fallback, fallback_timeout, guard)",
+        "shadow, compare, fallback, fallback_timeout, guard, rollout)",
     )
 
 
@@ -570,3 +571,128 @@ def test_fingerprint_ignores_comments_and_layout() -> None:
 )
 def test_fingerprint_changes_with_every_field(other: Flag) -> None:
     assert Flag("appointments.list", mode="canary", percent=25).fingerprint() != other.fingerprint()
+
+
+# -- guard and rollout settings --------------------------------------------------------------------
+
+
+def test_rollout_and_mismatch_settings_per_route_and_in_defaults() -> None:
+    file = parse(
+        "version: 1\n"
+        "defaults:\n"
+        "  guard: {max_mismatch_rate: 0.05}\n"
+        "  rollout: {interval: 5m}\n"
+        "routes:\n"
+        "  appointments.list:\n"
+        "    mode: legacy\n"
+        "    rollout: {steps: [10, 50, 100], from: shadow, shadow_for: 30m}\n"
+        "  appointments.get: {mode: legacy}\n"
+    )
+    listed = file.flags["appointments.list"]
+    assert listed.rollout == Rollout(
+        steps=(10, 50, 100), interval_s=300, start_from="shadow", shadow_for_s=1800
+    )
+    assert listed.guard.max_mismatch_rate == 0.05
+    assert file.flags["appointments.get"].rollout == Rollout(interval_s=300)
+    assert file.declared("calendars.list").rollout == Rollout(interval_s=300)
+
+
+@pytest.mark.parametrize(
+    ("rollout", "reason"),
+    [
+        (
+            "{steps: [1, 5]}",
+            "rollout.steps must end at 100 (the endpoint then serves async), not 5",
+        ),
+        ("{steps: [5, 1, 100]}", "rollout.steps must rise: 1 comes after 5"),
+        ("{steps: [0, 100]}", "rollout.steps: every step must be above 0"),
+        ("{steps: [1.255, 100]}", "rollout.steps: step 1.255 has more than two decimals"),
+        ("{steps: []}", "rollout.steps must be a list of percents ending at 100"),
+        ("{steps: [1, 101]}", "rollout.steps: step 101 is out of range (0 to 100)"),
+        ("{interval: soon}", "rollout.interval: bad duration 'soon'"),
+        ("{interval: 500ms}", "rollout.interval must be from 1s to 7d, got '500ms'"),
+        ("{shadow_for: 8d}", "rollout.shadow_for: bad duration '8d'"),
+        ("{from: legacy}", "rollout.from must be canary or shadow, got 'legacy'"),
+        (
+            "{step: [100]}",
+            "unknown rollout key 'step' (expected steps, interval, from, shadow_for)",
+        ),
+        ("[1, 100]", "rollout must be a mapping such as {steps: [1, 5, 25, 50, 100]"),
+    ],
+)
+def test_bad_rollout_settings_name_the_line(rollout: str, reason: str) -> None:
+    text = HEAD + f"  appointments.list:\n    mode: legacy\n    rollout: {rollout}\n"
+    expect_error(text, 7, f"appointments.list: {reason}")
+
+
+def test_a_bad_mismatch_rate_names_the_line() -> None:
+    text = HEAD + "  appointments.list:\n    mode: legacy\n    guard: {max_mismatch_rate: 2}\n"
+    expect_error(text, 7, "guard.max_mismatch_rate must be a number from 0 to 1, got 2")
+
+
+def test_new_settings_at_their_defaults_keep_every_fingerprint() -> None:
+    # Flags stored by the version before guard.max_mismatch_rate and rollout existed must
+    # not look changed, or the upgrade would re-apply every YAML entry over runtime state.
+    explicit = Flag(
+        "appointments.list",
+        mode="canary",
+        percent=25,
+        guard=Guard(max_mismatch_rate=0.01),
+        rollout=Rollout(steps=(1, 5, 25, 50, 100), interval_s=600),
+    )
+    assert explicit.fingerprint() == "eea20df494ba1e2f"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        Flag("appointments.list", mode="canary", percent=25, guard=Guard(max_mismatch_rate=0.1)),
+        Flag("appointments.list", mode="canary", percent=25, rollout=Rollout(interval_s=60)),
+        Flag("appointments.list", mode="canary", percent=25, rollout=Rollout(steps=(50, 100))),
+        Flag("appointments.list", mode="canary", percent=25, rollout=Rollout(start_from="shadow")),
+    ],
+)
+def test_new_settings_count_when_set(other: Flag) -> None:
+    assert other.fingerprint() != Flag("appointments.list", mode="canary", percent=25).fingerprint()
+
+
+def test_a_rollout_plan_changed_at_runtime_drifts() -> None:
+    declared = Flag("appointments.list")
+    started = make_flag(
+        "appointments.list", rollout={"steps": [10, 100], "interval": "2s"}, base=declared
+    )
+    assert drift(started, declared) == ("rollout",)
+    assert started.rollout == Rollout(steps=(10, 100), interval_s=2)
+
+
+def test_an_exported_rollout_parses_back_to_itself() -> None:
+    file = parse(HEAD + "  appointments.list: {mode: legacy}\n")
+    flag = Flag(
+        "appointments.list",
+        rollout=Rollout(steps=(2.5, 50, 100), interval_s=90, start_from="shadow", shadow_for_s=0.5),
+        guard=Guard(max_mismatch_rate=0.2),
+    )
+    entry = entry_fields(flag, file)
+    assert entry["rollout"] == {
+        "steps": [2.5, 50, 100],
+        "interval": "90s",
+        "from": "shadow",
+        "shadow_for": "500ms",
+    }
+    assert entry["guard"] == {"max_mismatch_rate": 0.2}
+    # 500ms is refused as a duration of a rollout (at least 1s), so export the valid one.
+    flag = Flag("appointments.list", rollout=Rollout(steps=(2.5, 50, 100), interval_s=90))
+    text = (
+        HEAD
+        + "  appointments.list:\n"
+        + "".join(f"    {key}: {value}\n" for key, value in entry_fields(flag, file).items())
+    )
+    assert parse(text).flags["appointments.list"] == flag
+
+
+def test_a_stored_flag_reads_back_to_the_same_digest() -> None:
+    flag = Flag("appointments.list", rollout=Rollout(steps=(10.0, 100.0), interval_s=2.0))
+    stored = flag.to_dict()
+    stored["rollout"] = {"steps": [10, 100], "interval_s": 2, "start_from": "canary"}
+    again = Flag.from_dict(stored)
+    assert again == flag and again.fingerprint() == flag.fingerprint()

@@ -236,6 +236,11 @@ def test_mixed_traffic_under_flips_gives_no_5xx_and_no_loop_errors(
     }
     assert unexpected == {}, unexpected
     assert set(tally.statuses) == set(names), set(names) - set(tally.statuses)
+    # Healthy twins under flips and mixed traffic: the guard never flipped anything.
+    with server.client(headers=admin.headers) as client:
+        rollbacks = client.get("/_rollout/api/audit", params={"actor": "guard"})
+    assert rollbacks.status_code == 200, rollbacks.text
+    assert rollbacks.json()["data"] == [], rollbacks.json()["data"]
 
     assert server.stop() == 0, server.logs()[-3000:]
     log = server.logs()

@@ -42,6 +42,8 @@ def test_defaults(var_dir: Path) -> None:
     assert settings.flags_poll_s == 0.25
     assert (settings.retire_after_days, settings.stats_retention_days) == (7, 7)
     assert settings.auth_cache_s == 5.0
+    assert (settings.stats_flush_s, settings.guard_tick_s) == (2.0, 1.0)
+    assert settings.rollout_webhook is None
 
 
 def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
@@ -64,6 +66,9 @@ def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
         AA_RETIRE_AFTER_DAYS="30",
         AA_STATS_RETENTION_DAYS="14",
         AA_AUTH_CACHE_S="0",
+        AA_STATS_FLUSH_S="0.5",
+        AA_GUARD_TICK_S="0.25",
+        AA_ROLLOUT_WEBHOOK="https://hooks.example/rollouts?team=web",
     )
     assert settings.is_production and not settings.is_sqlite
     assert settings.database_url == "postgresql+asyncpg://aa@db.internal/aa"
@@ -77,6 +82,8 @@ def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
     assert settings.flags_poll_s == 1.0
     assert (settings.retire_after_days, settings.stats_retention_days) == (30, 14)
     assert settings.auth_cache_s == 0.0  # zero turns the credential cache off
+    assert (settings.stats_flush_s, settings.guard_tick_s) == (0.5, 0.25)
+    assert settings.rollout_webhook == "https://hooks.example/rollouts?team=web"
 
 
 def test_wsgi_threads_follow_the_pool_size_by_default(var_dir: Path) -> None:
@@ -138,6 +145,8 @@ def test_settings_are_frozen(var_dir: Path) -> None:
         ("AA_JOB_LEASE_S", "a minute", r"AA_JOB_LEASE_S='a minute' is not a number"),
         ("AA_JOB_MISFIRE_GRACE_S", "-5", r"AA_JOB_MISFIRE_GRACE_S=-5.0 must be greater than zero"),
         ("AA_JOB_SHUTDOWN_GRACE_S", "-1", r"AA_JOB_SHUTDOWN_GRACE_S=-1.0 must be zero or more"),
+        ("AA_GUARD_TICK_S", "0", r"AA_GUARD_TICK_S=0.0 must be greater than zero"),
+        ("AA_ROLLOUT_WEBHOOK", "hooks.example/x", r"AA_ROLLOUT_WEBHOOK='hooks.example/x' must be"),
     ],
 )
 def test_an_invalid_value_names_its_variable(

@@ -49,7 +49,19 @@ def test_get_one_flag_as_admin(gateway_server: ServerProcess, admin: Person) -> 
     flag = response.json()
     assert flag["endpoint"] == "appointments.list"
     assert (flag["mode"], flag["percent"], flag["sticky_by"]) == ("legacy", 0.0, "user")
-    assert set(flag["guard"]) == {"max_error_rate", "min_requests", "window_s", "max_latency_ratio"}
+    assert set(flag["guard"]) == {
+        "max_error_rate",
+        "min_requests",
+        "window_s",
+        "max_latency_ratio",
+        "max_mismatch_rate",
+    }
+    assert flag["rollout"] == {
+        "steps": [1.0, 5.0, 25.0, 50.0, 100.0],
+        "interval_s": 600.0,
+        "start_from": "canary",
+        "shadow_for_s": 600.0,
+    }
 
 
 def test_unknown_endpoint_is_404(gateway_server: ServerProcess, admin: Person) -> None:

@@ -1,4 +1,4 @@
-"""/metrics and the per-minute stats after known traffic, across two workers."""
+"""/metrics and the per-minute (and per-second) stats after known traffic, across two workers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from sqlalchemy import select
 from asgi_gateway.control.database import ensure_schema
 from asgi_gateway.control.stats import Totals
 from asgi_gateway.serving.recorder import Recorder
-from asgi_gateway.tables import BUCKETS_MS, COUNT_COLUMNS, stats_table
+from asgi_gateway.tables import (
+    BUCKETS_MS,
+    COUNT_COLUMNS,
+    RECENT_KEEP_S,
+    recent_events_table,
+    recent_stats_table,
+    stats_table,
+)
 from shared.config import Settings
 from shared.db import engine_for_url
 from tests.conftest import Person, ServerProcess
@@ -134,7 +141,7 @@ async def test_stats_older_than_the_retention_period_are_pruned(settings: Settin
         await recorder.start(engine)
         now = time.time()
         for age_days in (0, 6, 8, 30):
-            recorder.pending[(int((now - age_days * 86400) // 60), "a.b", "async")] = [1] + [0] * (
+            recorder.pending[(int(now - age_days * 86400), "a.b", "async")] = [1] + [0] * (
                 len(COUNT_COLUMNS) - 1
             )
         await recorder.persist()
@@ -144,6 +151,56 @@ async def test_stats_older_than_the_retention_period_are_pruned(settings: Settin
         assert sorted(now // 60 - m for m in left) == sorted(
             [now // 60 - int((now - d * 86400) // 60) for d in (0, 6)]
         )
+    finally:
+        await recorder.stop()
+        await engine.dispose()
+
+
+async def test_counts_are_kept_per_second_beside_the_minutes_and_pruned_sooner(
+    settings: Settings,
+) -> None:
+    engine = engine_for_url(settings.database_url)
+    recorder = Recorder(CollectorRegistry())
+    try:
+        await ensure_schema(engine)
+        await recorder.start(engine)
+        now = time.time()
+        minute_start = int(now // 60) * 60
+        for second, n in ((minute_start, 2), (minute_start + 1, 3), (minute_start - 3600, 1)):
+            recorder.pending[(second, "a.b", "async")] = [n, n] + [0] * (len(COUNT_COLUMNS) - 2)
+        recorder.findings.events[(minute_start + 1, "a.b", "shadow_mismatch")] = 4
+        await recorder.persist()
+        async with engine.connect() as conn:
+            seconds = (
+                await conn.execute(
+                    select(recent_stats_table.c.second, recent_stats_table.c.requests).order_by(
+                        recent_stats_table.c.second
+                    )
+                )
+            ).all()
+            minutes = (
+                await conn.execute(
+                    select(stats_table.c.minute, stats_table.c.requests).order_by(
+                        stats_table.c.minute
+                    )
+                )
+            ).all()
+            events = (await conn.execute(select(recent_events_table.c.second))).scalars().all()
+        assert [tuple(r) for r in seconds] == [
+            (minute_start - 3600, 1),
+            (minute_start, 2),
+            (minute_start + 1, 3),
+        ]
+        assert [tuple(r) for r in minutes] == [
+            (minute_start // 60 - 60, 1),
+            (minute_start // 60, 5),
+        ]
+        assert events == [minute_start + 1]
+        # The per-second rows go after RECENT_KEEP_S; the minutes stay for the retention.
+        assert await recorder.prune_recent(now) == 1
+        assert await recorder.prune_recent(minute_start + RECENT_KEEP_S + 3600) == 3
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(stats_table.c.minute))).scalars().all()
     finally:
         await recorder.stop()
         await engine.dispose()

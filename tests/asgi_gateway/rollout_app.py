@@ -1,0 +1,148 @@
+"""A third-party test app behind `build_gateway` for the guard and rollouts: its twins fail, slow
+down or differ on demand, in every worker and every process at once.
+
+Serve it with `uvicorn tests.asgi_gateway.rollout_app:app` and in the environment:
+ROLLOUT_FLAGS_FILE, ROLLOUT_DATABASE_URL, ROLLOUT_BEHAVIOUR_FILE (a JSON object twin ->
+behaviour, written by the test with `behave`), and optionally ROLLOUT_WEBHOOK,
+ROLLOUT_SLOW_MS (default 300), ROLLOUT_STATS_FLUSH_S, ROLLOUT_GUARD_TICK_S, ROLLOUT_POLL_S
+(each unset: the gateway's default).
+
+Behaviours: `ok` (answers like legacy), `fail` (503), `raise` (an exception: 500), `slow`
+(answers like legacy after ROLLOUT_SLOW_MS), `differ` (one JSON value differs). Every answer
+carries the serving process's id, so a test can tell the workers apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from asgi_gateway import FlagSource, Gateway, Principal, build_gateway
+
+ADMIN_TOKEN = "rollout-admin-token"
+BEHAVIOURS = ("ok", "fail", "raise", "slow", "differ")
+TWINS = ("widget", "gizmo", "doohickey")
+
+flask_app = Flask(__name__)
+flask_app.config["SECRET_KEY"] = "rollout-secret-key-0123456789"
+
+
+def behave(path: Path, twin: str, how: str) -> None:
+    """Set how `twin` behaves in every worker (written whole, then renamed into place)."""
+    assert twin in TWINS and how in BEHAVIOURS, (twin, how)
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current[twin] = how
+    draft = path.with_suffix(".tmp")
+    draft.write_text(json.dumps(current))
+    os.replace(draft, path)
+
+
+class _Behaviour:
+    """The behaviour file, read off the loop at most every 50 ms."""
+
+    def __init__(self) -> None:
+        self.read_at = 0.0
+        self.values: dict[str, str] = {}
+
+    async def of(self, twin: str) -> str:
+        if time.monotonic() - self.read_at > 0.05:
+            self.read_at = time.monotonic()
+            path = Path(os.environ["ROLLOUT_BEHAVIOUR_FILE"])
+            self.values = await asyncio.to_thread(_load, path)
+        return self.values.get(twin, "ok")
+
+
+def _load(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+_behaviour = _Behaviour()
+
+
+def _answer(twin: str) -> dict[str, Any]:
+    return {"twin": twin, "name": "widget", "size": 3, "pid": os.getpid()}
+
+
+def _legacy(twin: str) -> Any:
+    return jsonify(_answer(twin))
+
+
+async def _twin(twin: str) -> Response:
+    how = await _behaviour.of(twin)
+    if how == "fail":
+        return JSONResponse({"error": {"code": "unavailable", "message": "down"}}, status_code=503)
+    if how == "raise":
+        raise RuntimeError("twin failed on purpose")
+    if how == "slow":
+        await asyncio.sleep(int(os.environ.get("ROLLOUT_SLOW_MS", "300")) / 1000)
+    body = _answer(twin)
+    if how == "differ":
+        body["name"] = "gadget"
+    return JSONResponse(body)
+
+
+for _name in TWINS:
+    flask_app.add_url_rule(
+        f"/lab/{_name}", endpoint=_name, view_func=lambda _name=_name: _legacy(_name)
+    )
+
+
+def _endpoint(twin: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        return await _twin(twin)
+
+    return endpoint
+
+
+routes = [Route(f"/lab/{name}", _endpoint(name), methods=["GET"], name=name) for name in TWINS]
+
+
+async def authenticate(scope: dict[str, Any]) -> Principal | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization" and value == f"Bearer {ADMIN_TOKEN}".encode():
+            return Principal("rollout-admin", True)
+    return None
+
+
+def create_gateway() -> Gateway:
+    """The gateway over this app, configured from the environment (unset: the defaults)."""
+    env = os.environ
+    options: dict[str, Any] = {}
+    for option, name in (
+        ("stats_flush_s", "ROLLOUT_STATS_FLUSH_S"),
+        ("guard_tick_s", "ROLLOUT_GUARD_TICK_S"),
+    ):
+        if env.get(name):
+            options[option] = float(env[name])
+    source = FlagSource(Path(env["ROLLOUT_FLAGS_FILE"]), env["ROLLOUT_DATABASE_URL"])
+    if env.get("ROLLOUT_POLL_S"):
+        source.poll_interval_s = float(env["ROLLOUT_POLL_S"])
+    return build_gateway(
+        flask_app,
+        routes,
+        source,
+        authenticate=authenticate,
+        wsgi_threads=8,
+        rollout_webhook=env.get("ROLLOUT_WEBHOOK") or None,
+        **options,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        gateway = create_gateway()
+        globals()["app"] = gateway
+        return gateway
+    raise AttributeError(name)
