@@ -18,7 +18,15 @@ from yarl import URL
 
 from shared.dry_run import current_dry_run
 from shared.errors import ProviderError, ProviderTimeout, RemoteCalendarNotFound
-from shared.providers._base import CalendarRef, ProviderEvent
+from shared.providers._base import (
+    IMPORTANCE,
+    PRIVATE_SENSITIVITIES,
+    SENSITIVITY,
+    SHOW_AS,
+    CalendarRef,
+    ProviderEvent,
+    RemoteCalendar,
+)
 from shared.validation import is_mailbox, is_provider_id
 
 _log = logging.getLogger(__name__)
@@ -30,7 +38,8 @@ _BACKOFF_BASE_S = 0.05
 _PAGE_SIZE = 100
 # A server that keeps handing out nextLinks must not keep us paging forever.
 _MAX_PAGES = 1000
-_PRIVATE_SENSITIVITIES = frozenset({"private", "confidential"})
+# Graph's `showAs` also has `unknown`: nothing says the time was free, so it counts as busy.
+_SHOW_AS = {value.casefold(): value for value in SHOW_AS}
 _GRAPH_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f0"
 
 
@@ -107,6 +116,7 @@ class GraphProvider:
                 )
             pages += 1
             page = await self._request("GET", url, params=params, calendar=calendar)
+            assert page is not None  # only missing_ok requests answer None
             events.extend(_parse_event(item) for item in _page_items(page))
             url = self._next_link(page)
             # A nextLink carries every query parameter it needs.
@@ -114,28 +124,62 @@ class GraphProvider:
         events.sort(key=lambda e: (e.start, e.end, e.event_id))
         return events
 
+    async def list_calendars(self, mailbox: str) -> list[RemoteCalendar]:
+        """The calendars of `mailbox` (GET /users/{mailbox}/calendars, every page), by name."""
+        if not is_mailbox(mailbox):
+            raise ProviderError(f"graph: {mailbox[:100]!r} is not a mailbox address")
+        url: str | None = f"{self.base_url}/users/{quote(mailbox, safe='@')}/calendars"
+        params: dict[str, str] | None = {"$top": str(_PAGE_SIZE)}
+        found: list[RemoteCalendar] = []
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                break
+            page = await self._request("GET", url, params=params)
+            assert page is not None  # only missing_ok requests answer None
+            found.extend(_parse_calendar(item, mailbox) for item in _page_items(page))
+            url, params = self._next_link(page), None
+        else:
+            raise ProviderError(
+                f"graph: the calendars of {mailbox} still had more pages after {_MAX_PAGES}"
+            )
+        found.sort(key=lambda c: (c.name.casefold(), c.id))
+        return found
+
     async def create_event(self, calendar: CalendarRef, event: ProviderEvent) -> str:
         """POST `event` into `calendar`; return the id the remote API assigned to it."""
-        body = {
-            "subject": event.subject,
-            "start": {"dateTime": _graph_datetime(event.start, "start"), "timeZone": "UTC"},
-            "end": {"dateTime": _graph_datetime(event.end, "end"), "timeZone": "UTC"},
-            "location": {"displayName": event.location},
-            "categories": list(event.categories),
-            "sensitivity": "private" if event.is_private else "normal",
-        }
+        body = _event_body(event)
         url = f"{self._calendar_url(calendar)}/events"
         dry = current_dry_run()
         if dry is not None:  # a dry run records the write it would make
             return dry.record_remote_write(self.name, "POST", urlsplit(url).path, body)
         created = await self._request("POST", url, json=body, calendar=calendar)
-        event_id = created.get("id")
+        event_id = None if created is None else created.get("id")
         if not isinstance(event_id, str) or not event_id:
             raise ProviderError(
                 f"graph: creating an event in calendar {calendar.id} returned no event id "
                 f"(got id={event_id!r})"
             )
         return event_id
+
+    async def update_event(self, calendar: CalendarRef, event_id: str, event: ProviderEvent) -> str:
+        """PATCH event `event_id` to equal `event`; one gone meanwhile is created anew (its id)."""
+        url = f"{self._calendar_url(calendar)}/events/{quote(event_id, safe='')}"
+        body = _event_body(event)
+        dry = current_dry_run()
+        if dry is not None:
+            return dry.record_remote_write(self.name, "PATCH", urlsplit(url).path, body)
+        if await self._request("PATCH", url, json=body, missing_ok=True) is None:
+            return await self.create_event(calendar, event)
+        return event_id
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """DELETE event `event_id` of `calendar`; one already gone is fine."""
+        url = f"{self._calendar_url(calendar)}/events/{quote(event_id, safe='')}"
+        dry = current_dry_run()
+        if dry is not None:
+            dry.record_remote_write(self.name, "DELETE", urlsplit(url).path, None)
+            return
+        await self._request("DELETE", url, missing_ok=True)
 
     async def has_calendar(self, calendar: CalendarRef) -> bool:
         """True when the calendar is in `calendar.mailbox` (GET /users/{mailbox}/calendars/{id})."""
@@ -207,7 +251,9 @@ class GraphProvider:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         calendar: CalendarRef | None = None,
-    ) -> dict[str, Any]:
+        missing_ok: bool = False,
+    ) -> dict[str, Any] | None:
+        """The JSON answer; None for a 404 when `missing_ok` (an event already gone)."""
         where = f"{method} {urlsplit(url).path}"
         # Our URLs are quoted already (ids may hold '/'), and a nextLink is used as sent.
         target = URL(url, encoded=True)
@@ -251,6 +297,8 @@ class GraphProvider:
                 )
                 await asyncio.sleep(delay_s)
                 continue
+            if answer.status == 404 and missing_ok:
+                return None
             if answer.status == 404 and calendar is not None:
                 raise RemoteCalendarNotFound(
                     f"calendar {calendar.id}: the remote calendar {calendar.provider_id!r} is "
@@ -266,6 +314,8 @@ class GraphProvider:
             tried = f" after {attempts} attempts" if status in _RETRY_STATUSES else ""
             message = self._redact(_remote_message(answer))
             raise ProviderError(f"graph: {where} answered {status}{tried}: {message}")
+        if status == 204 or not answer.body.strip():
+            return {}  # DELETE answers 204 No Content
         try:
             body = json_loads(answer.body)
         except ValueError as exc:
@@ -353,12 +403,20 @@ def _parse_event(item: Any) -> ProviderEvent:
     categories = item.get("categories") or []
     sensitivity = item.get("sensitivity") or "normal"
     subject = item.get("subject") or ""
+    show_as = item.get("showAs") or "busy"
+    importance = item.get("importance") or "normal"
+    series_id = item.get("seriesMasterId") or None
     if not isinstance(location, dict) or not isinstance(categories, list):
         raise ProviderError(f"graph: event {event_id!r} has a malformed location or categories")
     if not isinstance(subject, str) or not isinstance(sensitivity, str):
         raise ProviderError(f"graph: event {event_id!r} has a malformed subject or sensitivity")
+    if not all(isinstance(v, str) for v in (show_as, importance)) or not isinstance(
+        series_id, str | None
+    ):
+        raise ProviderError(f"graph: event {event_id!r} has a malformed showAs or importance")
     start = _parse_time(item.get("start"), event_id, "start")
     end = _parse_time(item.get("end"), event_id, "end")
+    sensitivity = sensitivity.lower() if sensitivity.lower() in SENSITIVITY else "normal"
     return ProviderEvent(
         event_id=event_id,
         subject=subject,
@@ -366,8 +424,41 @@ def _parse_event(item: Any) -> ProviderEvent:
         end=end,
         location=str(location.get("displayName") or ""),
         categories=tuple(str(c) for c in categories),
-        is_private=sensitivity.lower() in _PRIVATE_SENSITIVITIES,
+        is_private=sensitivity in PRIVATE_SENSITIVITIES,
+        show_as=_SHOW_AS.get(show_as.casefold(), "busy"),
+        importance=importance.lower() if importance.lower() in IMPORTANCE else "normal",
+        sensitivity=sensitivity,
+        is_all_day=item.get("isAllDay") is True,
+        series_id=series_id,
     )
+
+
+def _parse_calendar(item: Any, mailbox: str) -> RemoteCalendar:
+    """A Graph calendar JSON object; ProviderError when it has no id."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+        raise ProviderError(f"graph: calendar without an id: {str(item)[:200]}")
+    name = item.get("name")
+    return RemoteCalendar(
+        id=item["id"],
+        name=name if isinstance(name, str) else "",
+        can_edit=item.get("canEdit") is not False,
+        mailbox=mailbox,
+    )
+
+
+def _event_body(event: ProviderEvent) -> dict[str, Any]:
+    """The Graph JSON of an event we write (a copy into an archive calendar)."""
+    return {
+        "subject": event.subject,
+        "start": {"dateTime": _graph_datetime(event.start, "start"), "timeZone": "UTC"},
+        "end": {"dateTime": _graph_datetime(event.end, "end"), "timeZone": "UTC"},
+        "location": {"displayName": event.location},
+        "categories": list(event.categories),
+        "sensitivity": event.sensitivity,
+        "showAs": event.show_as,
+        "importance": event.importance,
+        "isAllDay": event.is_all_day,
+    }
 
 
 def _parse_time(value: Any, event_id: str, which: str) -> datetime:
