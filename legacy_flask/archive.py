@@ -9,7 +9,8 @@ from flask import Blueprint, jsonify, request
 from legacy_flask.api import api_login_required, json_body, paginated, services
 from shared import bridge
 from shared.auth import Actor
-from shared.validation import parse_archive_run, parse_optional_id, parse_page
+from shared.inputs.archive import parse_archive_run
+from shared.validation import parse_optional_id, parse_page
 
 bp = Blueprint("archive", __name__)
 

@@ -9,7 +9,8 @@ from flask import Blueprint, jsonify, request, url_for
 from legacy_flask.api import api_login_required, json_body, no_content, paginated, services
 from shared import bridge
 from shared.auth import Actor
-from shared.validation import parse_archive_config, parse_page
+from shared.inputs.archive import parse_archive_config
+from shared.validation import parse_page
 
 bp = Blueprint("archive_configs", __name__)
 

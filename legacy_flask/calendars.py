@@ -17,7 +17,8 @@ from legacy_flask.api import (
 )
 from shared import bridge
 from shared.auth import Actor
-from shared.validation import parse_calendar, parse_event_window, parse_page
+from shared.inputs.calendars import parse_calendar
+from shared.validation import parse_event_window, parse_page
 
 bp = Blueprint("calendars", __name__)
 

@@ -158,6 +158,21 @@ class CalendarRepository:
             query = query.where(Calendar.owner_id == owner_id)
         return await _paginate(self.session, query, page)
 
+    async def owned(self, owner_id: int) -> list[Calendar]:
+        """Every calendar of `owner_id`, by id."""
+        rows = await self.session.scalars(
+            select(Calendar).where(Calendar.owner_id == owner_id).order_by(Calendar.id)
+        )
+        return list(rows)
+
+    async def by_ids(self, ids: Iterable[int]) -> dict[int, Calendar]:
+        """The calendars with the given ids, by id."""
+        wanted = [i for i in set(ids) if _is_id(i)]
+        if not wanted:
+            return {}
+        rows = await self.session.scalars(select(Calendar).where(Calendar.id.in_(wanted)))
+        return {row.id: row for row in rows}
+
     async def owned_ids(self, owner_id: int) -> list[int]:
         rows = await self.session.scalars(select(Calendar.id).where(Calendar.owner_id == owner_id))
         return list(rows)

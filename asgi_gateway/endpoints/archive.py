@@ -15,7 +15,8 @@ from asgi_gateway.endpoints._http import (
     runtime,
 )
 from shared.auth import Actor
-from shared.validation import parse_archive_run, parse_optional_id, parse_page
+from shared.inputs.archive import parse_archive_run
+from shared.validation import parse_optional_id, parse_page
 
 
 @api_endpoint

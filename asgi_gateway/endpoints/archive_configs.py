@@ -15,7 +15,8 @@ from asgi_gateway.endpoints._http import (
     runtime,
 )
 from shared.auth import Actor
-from shared.validation import parse_archive_config, parse_page
+from shared.inputs.archive import parse_archive_config
+from shared.validation import parse_page
 
 
 @api_endpoint

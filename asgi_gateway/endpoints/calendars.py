@@ -15,7 +15,8 @@ from asgi_gateway.endpoints._http import (
     runtime,
 )
 from shared.auth import Actor
-from shared.validation import parse_calendar, parse_event_window, parse_page
+from shared.inputs.calendars import parse_calendar
+from shared.validation import parse_event_window, parse_page
 
 
 @api_endpoint

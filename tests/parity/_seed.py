@@ -8,8 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from shared.auth import Actor
+from shared.inputs.appointments import parse_appointment
+from shared.inputs.archive import parse_archive_config
+from shared.inputs.calendars import parse_calendar
 from shared.runtime import Runtime
-from shared.validation import parse_appointment, parse_archive_config, parse_calendar, parse_job
+from shared.validation import parse_job
 from tests.fakes.graph_server import FakeGraphServer
 
 # users (in creation order; the people fixtures of tests/conftest.py give their tokens)

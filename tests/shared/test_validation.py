@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.errors import MalformedJSON, ValidationFailed
+from shared.inputs.appointments import parse_appointment
+from shared.inputs.archive import parse_archive_config, parse_archive_run
+from shared.inputs.calendars import parse_calendar
 from shared.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, PageRequest, link_header
 from shared.validation import (
     MAX_JSON_DEPTH,
@@ -17,11 +20,7 @@ from shared.validation import (
     choice,
     decode_json,
     integer,
-    parse_appointment,
     parse_appointment_query,
-    parse_archive_config,
-    parse_archive_run,
-    parse_calendar,
     parse_event_window,
     parse_instant,
     parse_optional_id,
