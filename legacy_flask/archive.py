@@ -20,7 +20,9 @@ bp = Blueprint("archive", __name__)
 def run(actor: Actor, config_id: int) -> Any:
     window = parse_archive_run(json_body(optional=True))
     entry = bridge.run(
-        services().archive.run(actor, config_id, start=window["start"], end=window["end"])
+        services().archive.run(
+            actor, config_id, start=window["start"], end=window["end"], mode=window["mode"]
+        )
     )
     return jsonify(entry), 201
 

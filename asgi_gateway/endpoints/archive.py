@@ -23,7 +23,11 @@ from shared.validation import parse_optional_id, parse_page
 async def run(request: Request, actor: Actor) -> Response:
     window = parse_archive_run(await json_body(request, optional=True))
     entry = await runtime(request).services.archive.run(
-        actor, request.path_params["config_id"], start=window["start"], end=window["end"]
+        actor,
+        request.path_params["config_id"],
+        start=window["start"],
+        end=window["end"],
+        mode=window["mode"],
     )
     return JSON(entry, status_code=201)
 

@@ -233,6 +233,11 @@ def test_remote_events_of_a_local_calendar_in_a_timezone(
                 "location": "",
                 "categories": [],
                 "is_private": False,
+                "show_as": "busy",
+                "importance": "normal",
+                "sensitivity": "normal",
+                "is_all_day": False,
+                "series_id": None,
             }
         ],
         "meta": {"count": 1},
