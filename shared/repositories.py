@@ -299,7 +299,7 @@ class AppointmentRepository:
                     Appointment.id.in_(wanted[i : i + 500])
                 )
             )
-            found.update(dict(rows.tuples()))
+            found.update({row_id: event_id for row_id, event_id in rows})
         return found
 
     async def copies(self, calendar_id: int, event_ids: Iterable[str]) -> dict[str, Appointment]:

@@ -196,6 +196,12 @@ class JobService:
                         "skipped": entry.skipped,
                         "duplicate": entry.duplicate,
                         "overlap": entry.overlap,
+                        "mode": entry.mode,
+                        "added": entry.added,
+                        "updated": entry.updated,
+                        "removed": entry.removed,
+                        "unchanged": entry.unchanged,
+                        "held": len((entry.details or {}).get("held", [])),
                     },
                 }
             )
