@@ -24,7 +24,9 @@ from shared.representation import audit_json
 __all__ = ["AuditService", "record", "snapshot"]
 
 # Written from the clock (or derived from it): not part of what changed.
-_CLOCK_FIELDS = frozenset({"created_at", "updated_at", "next_run_at", "last_run"})
+_CLOCK_FIELDS = frozenset(
+    {"created_at", "updated_at", "next_run_at", "last_run", "resolved_at", "archived_at"}
+)
 
 
 def snapshot(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
