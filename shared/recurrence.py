@@ -110,7 +110,8 @@ def expand(
     ValueError when one window holds more than MAX_OCCURRENCES of the series.
     """
     zone = ZoneInfo(recurrence.timezone)
-    duration = end - start
+    # In UTC: two times of one zone object subtract by their wall clocks.
+    duration = end.astimezone(UTC) - start.astimezone(UTC)
     rule = _rule(recurrence.rrule, zone, start)
     skipped = {d.astimezone(UTC) for d in (*recurrence.exdates, *replaced)}
     # Search a little wider in wall time (offsets move by at most a day), then filter in UTC.

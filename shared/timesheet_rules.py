@@ -14,7 +14,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -68,8 +68,10 @@ def summarise(
     """Hours per category and per day (in `zone`) from `first_day` to `last_day`, included."""
     days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
     minutes = {day: dict.fromkeys(categories, 0.0) for day in days}
-    window_start = datetime.combine(first_day, time(), zone)
-    window_end = datetime.combine(last_day + timedelta(days=1), time(), zone)
+    # In UTC: Python subtracts two times of one zone object by their wall clocks, which
+    # would count a daylight-saving day as 24 hours.
+    window_start = datetime.combine(first_day, time(), zone).astimezone(UTC)
+    window_end = datetime.combine(last_day + timedelta(days=1), time(), zone).astimezone(UTC)
     counted = all_day = 0
     for entry in entries:
         if entry.category not in categories:
@@ -77,7 +79,8 @@ def summarise(
         if entry.is_all_day:
             all_day += 1
             continue
-        start, end = max(entry.start, window_start), min(entry.end, window_end)
+        start = max(entry.start.astimezone(UTC), window_start)
+        end = min(entry.end.astimezone(UTC), window_end)
         if end <= start:
             continue
         counted += 1
@@ -135,7 +138,7 @@ def _split_by_day(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[
     cursor = start
     while cursor < end:
         day = cursor.astimezone(zone).date()
-        midnight = datetime.combine(day + timedelta(days=1), time(), zone)
+        midnight = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
         stop = min(end, midnight)
         shares.append((day, (stop - cursor).total_seconds() / 60))
         cursor = stop
