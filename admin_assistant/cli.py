@@ -18,7 +18,7 @@ import click
 
 from admin_assistant.runner import command_settings, run_command
 from shared.auth import Actor
-from shared.date_phrases import resolve_bound
+from shared.date_phrases import resolve_bound, resolve_window
 from shared.runtime import Runtime
 
 T = TypeVar("T")
@@ -153,13 +153,8 @@ def archive_run(config_id: int, start: str | None, end: str | None, replace: boo
         config = await runtime.services.archive.get_config(_OPERATOR, config_id)
         zone = ZoneInfo(config["timezone"])
         today = datetime.now(zone).date()
-        window = {
-            "start": None if start is None else resolve_bound(start, zone, today, is_end=False),
-            # A phrase alone (--start "last week") is the whole range it names.
-            "end": resolve_bound(end or start, zone, today, is_end=True)
-            if end is not None or (start is not None and not _is_iso(start))
-            else None,
-        }
+        first, last = resolve_window(start, end, zone, today)
+        window = {"start": first, "end": last}
         bar = _ProgressBar()
         try:
             return await runtime.services.archive.run(
@@ -185,11 +180,6 @@ def archive_run(config_id: int, start: str | None, end: str | None, replace: boo
         click.echo(f"  error: {error}", err=True)
     if entry["status"] == "failed":
         sys.exit(1)
-
-
-def _is_iso(value: str) -> bool:
-    """An ISO date or datetime (a start alone keeps the configuration's end), not a phrase."""
-    return value.strip()[:4].isdigit() and value.strip()[4:5] == "-"
 
 
 def _check_bound(value: str, option: str) -> None:

@@ -14,7 +14,7 @@ from legacy_flask.csrf import check_csrf
 from legacy_flask.pages import login_required
 from shared import bridge
 from shared.auth import Actor
-from shared.date_phrases import resolve_bound
+from shared.date_phrases import resolve_window
 from shared.errors import AppError
 from shared.inputs.archive import MODES, parse_action_item_query, parse_resolution
 from shared.inputs.audit import parse_audit_query
@@ -81,22 +81,22 @@ def run_archive(actor: Actor, config_id: int) -> Any:
         config = bridge.run(svc.archive.get_config(actor, config_id))
         zone = ZoneInfo(config["timezone"])
         today = datetime.now(zone).date()
-        window: dict[str, Any] = {}
-        for name in ("start", "end"):
-            typed = request.form.get(name, "").strip()
-            try:
-                window[name] = (
-                    resolve_bound(typed, zone, today, is_end=name == "end") if typed else None
-                )
-            except ValueError as exc:
-                flash(f"Archive run not started: {name}: {exc}", "error")
-                return render_template(
-                    "run_form.html", config=config, modes=MODES, form=request.form
-                ), 422
+        try:
+            start, end = resolve_window(
+                request.form.get("start", "").strip() or None,
+                request.form.get("end", "").strip() or None,
+                zone,
+                today,
+            )
+        except ValueError as exc:
+            flash(f"Archive run not started: {exc}", "error")
+            return render_template(
+                "run_form.html", config=config, modes=MODES, form=request.form
+            ), 422
         mode = request.form.get("mode") or None
         if mode is not None and mode not in MODES:
             abort(400, description=f"unknown mode {mode[:20]!r} (append or replace)")
-        entry = bridge.run(svc.archive.run(actor, config_id, mode=mode, **window))
+        entry = bridge.run(svc.archive.run(actor, config_id, mode=mode, start=start, end=end))
     except AppError as exc:
         flash(f"Archive run failed: {exc.message}", "error")
     else:

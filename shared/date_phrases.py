@@ -14,7 +14,8 @@ days, both ends included, relative to `today` (in the configuration's time zone)
 | `this year`, `last year` | 1 January to 31 December |
 | `2026-05-04` | that day |
 
-As a window's start a phrase gives its first day; as its end, its last day (included).
+As a window's start a phrase gives its first day; as its end, its last day (included); given
+alone as the start, it is the whole range.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-__all__ = ["PHRASES", "DayRange", "parse_date_phrase", "resolve_bound"]
+__all__ = ["PHRASES", "DayRange", "parse_date_phrase", "resolve_bound", "resolve_window"]
 
 MAX_DAYS = 3660
 _N_DAYS = re.compile(r"(last|past|next) (\d{1,4}) days?")
@@ -116,6 +117,27 @@ def resolve_bound(text: str, tz: tzinfo, today: date, *, is_end: bool) -> dateti
     if is_end:
         return datetime.combine(days.last + timedelta(days=1), time(), tz)
     return datetime.combine(days.first, time(), tz)
+
+
+def resolve_window(
+    start: str | None, end: str | None, tz: tzinfo, today: date
+) -> tuple[datetime | None, datetime | None]:
+    """A window typed by a person (the command line and the run form read it the same way).
+
+    Each bound as `resolve_bound`; a phrase given as the start alone (`--start "last week"`)
+    is the whole range it names, while an ISO start alone leaves the end to the caller.
+    """
+    first = resolve_bound(start, tz, today, is_end=False) if start else None
+    if end:
+        return first, resolve_bound(end, tz, today, is_end=True)
+    if start and not _is_iso(start):
+        return first, resolve_bound(start, tz, today, is_end=True)
+    return first, None
+
+
+def _is_iso(text: str) -> bool:
+    stripped = text.strip()
+    return stripped[:4].isdigit() and stripped[4:5] == "-"
 
 
 def _count(raw: str, text: str, *, minimum: int = 1) -> int:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.date_phrases import DayRange, parse_date_phrase, resolve_bound
+from shared.date_phrases import DayRange, parse_date_phrase, resolve_bound, resolve_window
 
 TODAY = date(2026, 5, 6)  # a Wednesday
 
@@ -63,3 +63,17 @@ def test_bounds_are_midnights_in_the_zone_and_an_end_includes_its_day() -> None:
     assert end.astimezone(UTC) == datetime(2026, 5, 5, 22, tzinfo=UTC)
     exact = resolve_bound("2026-05-01T10:00:00Z", berlin, TODAY, is_end=False)
     assert exact == datetime(2026, 5, 1, 10, tzinfo=UTC)
+
+
+def test_a_phrase_alone_is_its_whole_range_an_iso_start_alone_leaves_the_end_open() -> None:
+    utc = ZoneInfo("UTC")
+    assert resolve_window("last week", None, utc, TODAY) == (
+        datetime(2026, 4, 27, tzinfo=utc),
+        datetime(2026, 5, 4, tzinfo=utc),
+    )
+    assert resolve_window("2026-05-01", None, utc, TODAY) == (
+        datetime(2026, 5, 1, tzinfo=utc),
+        None,
+    )
+    assert resolve_window(None, "yesterday", utc, TODAY) == (None, datetime(2026, 5, 6, tzinfo=utc))
+    assert resolve_window(None, None, utc, TODAY) == (None, None)
