@@ -69,7 +69,17 @@ class CalendarService:
         values = dict(values)
         uri: CalendarUri | None = values.pop("uri", None)
         if uri is not None:
-            values.update(await self._resolve(actor, uri, values.get("name")))
+            async with self.db.read_session() as session:
+                own = await own_mailbox(session, actor)
+            values.update(
+                await self._resolve(
+                    actor,
+                    uri,
+                    values.get("name"),
+                    owner_mailbox=own,
+                    owner_is_admin=actor.is_admin,
+                )
+            )
         elif values.get("provider", "local") != "local" and values.get("provider_id"):
             async with self.db.read_session() as session:
                 mailbox = await own_mailbox(session, actor)
@@ -97,9 +107,16 @@ class CalendarService:
                 calendar = owned_or_404(
                     await CalendarRepository(session).get(calendar_id), calendar_id, actor
                 )
+                owner = await UserRepository(session).get(calendar.owner_id)
             # A local URI names the calendar; a remote one keeps the name it has.
             keep_name = None if uri.provider == "local" else calendar.name
-            resolved = await self._resolve(actor, uri, values.get("name") or keep_name)
+            resolved = await self._resolve(
+                actor,
+                uri,
+                values.get("name") or keep_name,
+                owner_mailbox=owner.calendar_mailbox if owner else None,
+                owner_is_admin=owner is not None and owner.is_admin,
+            )
             values = {**resolved, **{k: v for k, v in values.items() if k == "role"}}
         elif "provider" in values or "provider_id" in values:
             async with self.db.read_session() as session:
@@ -215,8 +232,20 @@ class CalendarService:
             for e in events
         ]
 
-    async def _resolve(self, actor: Actor, uri: CalendarUri, name: str | None) -> dict[str, Any]:
-        """The fields of a calendar the URI names: provider, provider id, mailbox and name."""
+    async def _resolve(
+        self,
+        actor: Actor,
+        uri: CalendarUri,
+        name: str | None,
+        *,
+        owner_mailbox: str | None,
+        owner_is_admin: bool,
+    ) -> dict[str, Any]:
+        """The fields of a calendar the URI names: provider, provider id, mailbox and name.
+
+        `me` is the caller's mailbox; the calendar keeps a mailbox of its own only when that
+        is not its owner's (`owner_mailbox`), and only an admin's calendar may.
+        """
         if uri.provider == "local":
             return {
                 "provider": "local",
@@ -227,11 +256,16 @@ class CalendarService:
         async with self.db.read_session() as session:
             own = await own_mailbox(session, actor)
         mailbox = self.resolver.mailbox_of(uri, actor, own)
+        if mailbox != owner_mailbox and not owner_is_admin:
+            raise Forbidden(
+                f"{uri}: this calendar's owner is bound to mailbox {owner_mailbox}, and only "
+                "an admin's calendars may be in another mailbox"
+            )
         remote = await self.resolver.remote(uri, mailbox, "uri")
         return {
             "provider": "graph",
             "provider_id": remote.id,
-            "mailbox": None if mailbox == own else mailbox,
+            "mailbox": None if mailbox == owner_mailbox else mailbox,
             "name": name or remote.name or remote.id,
         }
 

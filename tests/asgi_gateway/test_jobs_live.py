@@ -153,7 +153,7 @@ def _world(
     calendars = runtime.services.calendars
     source_body: dict[str, Any] = {"name": "Work", "role": "source"}
     if graph is not None:
-        graph.add_calendar("cal-work")
+        graph.add_calendar("cal-work", "alice@example.com")  # alice's own mailbox
         source_body.update(provider="graph", provider_id="cal-work")
     source = bridge.run(calendars.create(actor, parse_calendar(source_body)))
     archive = bridge.run(calendars.create(actor, parse_calendar({"name": "A", "role": "archive"})))

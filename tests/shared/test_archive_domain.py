@@ -132,6 +132,23 @@ async def test_another_mailbox_is_for_admins(domain: Runtime) -> None:
     assert created["uri"] == "msgraph://users/bob@example.com/calendars/AAMk-bob"
     with pytest.raises(Forbidden):
         await calendar(domain, alice, {"uri": created["uri"], "role": "source"})
+    # An admin re-pointing a user's calendar: `me` is the admin's own mailbox, which a
+    # user's calendar cannot be in; the user's mailbox, named, is fine.
+    own = await calendar(
+        domain, alice, {"uri": "msgraph://me/calendars/Calendar", "role": "source"}
+    )
+    with pytest.raises(Forbidden, match="only an admin's calendars may be in another mailbox"):
+        await domain.services.calendars.update(
+            admin, own["id"], parse_calendar({"uri": "msgraph://me/calendars/x"}, partial=True)
+        )
+    repointed = await domain.services.calendars.update(
+        admin,
+        own["id"],
+        parse_calendar(
+            {"uri": "msgraph://users/alice@example.com/calendars/Holidays"}, partial=True
+        ),
+    )
+    assert (repointed["provider_id"], repointed["mailbox"]) == ("AAMk-ro", None)
 
 
 @pytest.mark.parametrize(
