@@ -20,7 +20,12 @@ from shared.models import ActionItem, ActionLog, ArchiveConfiguration, Calendar,
 from shared.overlaps import find_overlaps
 from shared.pagination import Page, PageRequest
 from shared.providers import ProviderRegistry
-from shared.repositories import ActionLogRepository, ArchiveConfigRepository, CalendarRepository
+from shared.repositories import (
+    ActionItemRepository,
+    ActionLogRepository,
+    ArchiveConfigRepository,
+    CalendarRepository,
+)
 from shared.representation import action_log_json, archive_config_json
 from shared.services.action_items import load_decisions, record_conflicts
 from shared.services.archive_writer import ArchiveWriter, WriteResult
@@ -264,11 +269,13 @@ class ArchiveService:
         async with self.db.session() as session:
             await ActionLogRepository(session).add(entry)
             if plan is not None and entry.config_id is not None:
-                # Re-read in this session: the open items were loaded by an earlier one.
+                # Re-read in this session, still open: another run or a person may have
+                # resolved one since the run read it.
                 items = {}
                 for key, item in (open_items or {}).items():
-                    merged = await session.merge(item)
-                    items[key] = merged
+                    fresh = await ActionItemRepository(session).get(item.id, for_update=True)
+                    if fresh is not None and fresh.state == "open":
+                        items[key] = fresh
                 ids = await record_conflicts(
                     session,
                     config_id=entry.config_id,

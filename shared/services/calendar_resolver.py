@@ -41,15 +41,21 @@ class CalendarResolver:
 
     def mailbox_of(self, uri: CalendarUri, actor: Actor, own: str | None) -> str:
         """The mailbox a msgraph URI addresses; 403 for another mailbox unless `actor` is admin."""
-        if uri.mailbox is not None and uri.mailbox != own and not actor.is_admin:
+        return self.reachable_mailbox(uri.mailbox, actor, own, named=str(uri))
+
+    def reachable_mailbox(
+        self, mailbox: str | None, actor: Actor, own: str | None, *, named: str = "mailbox"
+    ) -> str:
+        """`mailbox` (None: the actor's `own`) if the actor may reach it; 403 otherwise."""
+        if mailbox is not None and mailbox != own and not actor.is_admin:
             raise Forbidden(
-                f"{uri}: only admins may reach another mailbox's calendars "
-                f"(use msgraph://me/calendars/{uri.ref} for your own)"
+                f"{named}: only admins may reach another mailbox's calendars "
+                "(use msgraph://me/calendars/... for your own)"
             )
-        mailbox = uri.mailbox or own
-        if mailbox is None:
+        found = mailbox or own
+        if found is None:
             raise Forbidden("your account is bound to no mailbox; ask an admin to set one")
-        return mailbox
+        return found
 
     async def remote(self, uri: CalendarUri, mailbox: str, field: str) -> RemoteCalendar:
         """The remote calendar of `mailbox` the URI names: by id, else by name (one only)."""

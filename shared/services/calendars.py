@@ -184,10 +184,7 @@ class CalendarService:
                 for c in (await CalendarRepository(session).owned(actor.user_id))
                 if c.provider == "graph"
             ]
-        if mailbox is None or mailbox == own:
-            target = self.resolver.mailbox_of(CalendarUri("graph", "-"), actor, own)
-        else:
-            target = self.resolver.mailbox_of(CalendarUri("graph", "-", mailbox), actor, own)
+        target = self.resolver.reachable_mailbox(mailbox, actor, own, named=f"mailbox {mailbox}")
         calendars = await self.providers.get("graph").list_calendars(target)
         added = {(c.mailbox or own, c.provider_id): c.id for c in rows}
         data = [
