@@ -794,7 +794,8 @@ async def test_seed_demo_creates_its_data_once(domain: Runtime) -> None:
     second = await seed_demo(domain.db, today=date(2026, 5, 4))
     assert (second.created, second.config_id) == (False, first.config_id)
     async with domain.db.read_session() as session:
-        assert await session.scalar(select(func.count()).select_from(Appointment)) == 500
+        # 500 appointments, and a recurring meeting with one exception
+        assert await session.scalar(select(func.count()).select_from(Appointment)) == 502
     actor = (await domain.services.users.sign_in(first.email, first.password)).actor
     assert actor.is_admin
     config = await domain.services.archive.get_config(actor, first.config_id)
