@@ -11,21 +11,19 @@ from json import loads as json_loads
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 from urllib.request import getproxies, proxy_bypass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 from yarl import URL
 
 from shared.dry_run import current_dry_run
 from shared.errors import ProviderError, ProviderTimeout, RemoteCalendarNotFound
-from shared.providers._base import (
-    IMPORTANCE,
-    PRIVATE_SENSITIVITIES,
-    SENSITIVITY,
-    SHOW_AS,
-    CalendarRef,
-    ProviderEvent,
-    RemoteCalendar,
+from shared.providers._base import CalendarRef, ProviderEvent, RemoteCalendar
+from shared.providers._graph_json import (
+    event_body,
+    page_items,
+    parse_calendar,
+    parse_event,
+    utc_iso,
 )
 from shared.validation import is_mailbox, is_provider_id
 
@@ -38,9 +36,6 @@ _BACKOFF_BASE_S = 0.05
 _PAGE_SIZE = 100
 # A server that keeps handing out nextLinks must not keep us paging forever.
 _MAX_PAGES = 1000
-# Graph's `showAs` also has `unknown`: nothing says the time was free, so it counts as busy.
-_SHOW_AS = {value.casefold(): value for value in SHOW_AS}
-_GRAPH_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f0"
 
 
 class _Answer(NamedTuple):
@@ -101,8 +96,8 @@ class GraphProvider:
     ) -> list[ProviderEvent]:
         """Events of `calendar` overlapping [start, end), in UTC, ordered by start."""
         params = {
-            "startDateTime": _utc_iso(start, "start"),
-            "endDateTime": _utc_iso(end, "end"),
+            "startDateTime": utc_iso(start, "start"),
+            "endDateTime": utc_iso(end, "end"),
             "$top": str(_PAGE_SIZE),
         }
         url: str | None = f"{self._calendar_url(calendar)}/calendarView"
@@ -117,7 +112,7 @@ class GraphProvider:
             pages += 1
             page = await self._request("GET", url, params=params, calendar=calendar)
             assert page is not None  # only missing_ok requests answer None
-            events.extend(_parse_event(item) for item in _page_items(page))
+            events.extend(parse_event(item) for item in page_items(page))
             url = self._next_link(page)
             # A nextLink carries every query parameter it needs.
             params = None
@@ -136,7 +131,7 @@ class GraphProvider:
                 break
             page = await self._request("GET", url, params=params)
             assert page is not None  # only missing_ok requests answer None
-            found.extend(_parse_calendar(item, mailbox) for item in _page_items(page))
+            found.extend(parse_calendar(item, mailbox) for item in page_items(page))
             url, params = self._next_link(page), None
         else:
             raise ProviderError(
@@ -147,7 +142,7 @@ class GraphProvider:
 
     async def create_event(self, calendar: CalendarRef, event: ProviderEvent) -> str:
         """POST `event` into `calendar`; return the id the remote API assigned to it."""
-        body = _event_body(event)
+        body = event_body(event)
         url = f"{self._calendar_url(calendar)}/events"
         dry = current_dry_run()
         if dry is not None:  # a dry run records the write it would make
@@ -164,7 +159,7 @@ class GraphProvider:
     async def update_event(self, calendar: CalendarRef, event_id: str, event: ProviderEvent) -> str:
         """PATCH event `event_id` to equal `event`; one gone meanwhile is created anew (its id)."""
         url = f"{self._calendar_url(calendar)}/events/{quote(event_id, safe='')}"
-        body = _event_body(event)
+        body = event_body(event)
         dry = current_dry_run()
         if dry is not None:
             return dry.record_remote_write(self.name, "PATCH", urlsplit(url).path, body)
@@ -381,124 +376,3 @@ def _remote_message(answer: _Answer) -> str:
             return f"{code}: {message}" if isinstance(code, str) and code else message
     text = answer.text.strip()[:200]
     return text or answer.reason or "no error message"
-
-
-def _page_items(page: Mapping[str, Any]) -> list[Any]:
-    items = page.get("value")
-    if not isinstance(items, list):
-        raise ProviderError(
-            f"graph: calendarView page has no 'value' list (got {type(items).__name__})"
-        )
-    return items
-
-
-def _parse_event(item: Any) -> ProviderEvent:
-    """A Graph event JSON object as a ProviderEvent; ProviderError naming the event if malformed."""
-    if not isinstance(item, dict):
-        raise ProviderError(f"graph: expected an event object, got {type(item).__name__}")
-    event_id = item.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        raise ProviderError(f"graph: event without an id: {str(item)[:200]}")
-    location = item.get("location") or {}
-    categories = item.get("categories") or []
-    sensitivity = item.get("sensitivity") or "normal"
-    subject = item.get("subject") or ""
-    show_as = item.get("showAs") or "busy"
-    importance = item.get("importance") or "normal"
-    series_id = item.get("seriesMasterId") or None
-    if not isinstance(location, dict) or not isinstance(categories, list):
-        raise ProviderError(f"graph: event {event_id!r} has a malformed location or categories")
-    if not isinstance(subject, str) or not isinstance(sensitivity, str):
-        raise ProviderError(f"graph: event {event_id!r} has a malformed subject or sensitivity")
-    if not all(isinstance(v, str) for v in (show_as, importance)) or not isinstance(
-        series_id, str | None
-    ):
-        raise ProviderError(f"graph: event {event_id!r} has a malformed showAs or importance")
-    start = _parse_time(item.get("start"), event_id, "start")
-    end = _parse_time(item.get("end"), event_id, "end")
-    sensitivity = sensitivity.lower() if sensitivity.lower() in SENSITIVITY else "normal"
-    return ProviderEvent(
-        event_id=event_id,
-        subject=subject,
-        start=start,
-        end=end,
-        location=str(location.get("displayName") or ""),
-        categories=tuple(str(c) for c in categories),
-        is_private=sensitivity in PRIVATE_SENSITIVITIES,
-        show_as=_SHOW_AS.get(show_as.casefold(), "busy"),
-        importance=importance.lower() if importance.lower() in IMPORTANCE else "normal",
-        sensitivity=sensitivity,
-        is_all_day=item.get("isAllDay") is True,
-        series_id=series_id,
-    )
-
-
-def _parse_calendar(item: Any, mailbox: str) -> RemoteCalendar:
-    """A Graph calendar JSON object; ProviderError when it has no id."""
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-        raise ProviderError(f"graph: calendar without an id: {str(item)[:200]}")
-    name = item.get("name")
-    return RemoteCalendar(
-        id=item["id"],
-        name=name if isinstance(name, str) else "",
-        can_edit=item.get("canEdit") is not False,
-        mailbox=mailbox,
-    )
-
-
-def _event_body(event: ProviderEvent) -> dict[str, Any]:
-    """The Graph JSON of an event we write (a copy into an archive calendar)."""
-    return {
-        "subject": event.subject,
-        "start": {"dateTime": _graph_datetime(event.start, "start"), "timeZone": "UTC"},
-        "end": {"dateTime": _graph_datetime(event.end, "end"), "timeZone": "UTC"},
-        "location": {"displayName": event.location},
-        "categories": list(event.categories),
-        "sensitivity": event.sensitivity,
-        "showAs": event.show_as,
-        "importance": event.importance,
-        "isAllDay": event.is_all_day,
-    }
-
-
-def _parse_time(value: Any, event_id: str, which: str) -> datetime:
-    """A Graph dateTimeTimeZone ({"dateTime", "timeZone"}) as an aware UTC datetime."""
-    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
-        raise ProviderError(f"graph: event {event_id!r} has no {which}.dateTime (got {value!r})")
-    raw, zone_name = value["dateTime"], value.get("timeZone") or "UTC"
-    try:
-        # Graph sends 7 fractional digits; fromisoformat (3.11+) accepts and truncates them.
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ProviderError(
-            f"graph: event {event_id!r} has an invalid {which}.dateTime {raw!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_zone(zone_name, event_id, which))
-    return moment.astimezone(UTC)
-
-
-def _zone(name: Any, event_id: str, which: str) -> ZoneInfo:
-    if not isinstance(name, str):
-        raise ProviderError(f"graph: event {event_id!r} has an invalid {which}.timeZone {name!r}")
-    try:
-        return ZoneInfo("UTC" if name.upper() in ("UTC", "Z") else name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
-        raise ProviderError(
-            f"graph: event {event_id!r} has {which}.timeZone {name!r}, which is neither UTC nor "
-            "an IANA zone name (Windows zone names are not supported)"
-        ) from None
-
-
-def _require_aware(moment: datetime, which: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{which}={moment.isoformat()!r} must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
-def _utc_iso(moment: datetime, which: str) -> str:
-    return _require_aware(moment, which).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _graph_datetime(moment: datetime, which: str) -> str:
-    return _require_aware(moment, which).strftime(_GRAPH_DATETIME_FORMAT)

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from shared.archive_repositories import SeriesRepository
 from shared.db import Database
 from shared.errors import ValidationFailed
 from shared.models import Appointment
@@ -54,8 +55,8 @@ class LocalProvider:
     ) -> list[ProviderEvent]:
         """Events overlapping [start, end) by start, series expanded into their occurrences."""
         async with self.db.read_session() as session:
-            repo = AppointmentRepository(session)
-            rows = await repo.in_window(calendar.id, start, end)
+            rows = await AppointmentRepository(session).in_window(calendar.id, start, end)
+            repo = SeriesRepository(session)
             masters = await repo.series_masters(calendar.id, before=end)
             replaced = await repo.replaced_starts([m.id for m in masters])
             series_ids = {r.series_id for r in rows if r.series_id is not None}

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.archive_plan import conflict_key
+from shared.archive_repositories import ActionItemRepository
 from shared.auth import Actor
 from shared.db import Database
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -23,7 +24,7 @@ from shared.models import ActionItem, ArchiveConfiguration, utcnow
 from shared.overlaps import Conflict as OverlapConflict
 from shared.pagination import Page
 from shared.providers import ProviderEvent, ProviderRegistry
-from shared.repositories import ActionItemRepository, ArchiveConfigRepository, CalendarRepository
+from shared.repositories import ArchiveConfigRepository, CalendarRepository
 from shared.representation import action_item_json, instant
 from shared.services.archive_writer import ArchiveWriter
 from shared.services.audit import record

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.archive_plan import RunPlan, plan_run
+from shared.archive_repositories import ActionItemRepository
 from shared.auth import Actor
 from shared.calendar_uris import CalendarUri
 from shared.db import Database
@@ -21,7 +22,6 @@ from shared.overlaps import find_overlaps
 from shared.pagination import Page, PageRequest
 from shared.providers import ProviderRegistry
 from shared.repositories import (
-    ActionItemRepository,
     ActionLogRepository,
     ArchiveConfigRepository,
     CalendarRepository,

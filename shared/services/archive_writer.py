@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
+from shared.archive_repositories import CopyRepository
 from shared.db import Database
 from shared.errors import ProviderError, RemoteCalendarNotFound
 from shared.models import Appointment, Calendar, utcnow
@@ -107,7 +108,8 @@ class ArchiveWriter:
             try:
                 async with self.db.session() as session:
                     repo = AppointmentRepository(session)
-                    existing = await repo.copies(archive.id, [e.event_id for e in events])
+                    copies = CopyRepository(session)
+                    existing = await copies.copies(archive.id, [e.event_id for e in events])
                     origin = await self._origins(repo, source, events)
                     await self._write(
                         repo,
@@ -126,10 +128,10 @@ class ArchiveWriter:
                         wanted = {e.event_id for e in events} | held
                         stale = [
                             row
-                            for row in await repo.copies_in_window(archive.id, config_id, *window)
+                            for row in await copies.copies_in_window(archive.id, config_id, *window)
                             if row.provider_event_id not in wanted
                         ]
-                        await self._remove(repo, result, remote, archive_ref, stale)
+                        await self._remove(copies, result, remote, archive_ref, stale)
                 return result
             except IntegrityError:
                 if attempt == 1:
@@ -201,7 +203,7 @@ class ArchiveWriter:
 
     async def _remove(
         self,
-        repo: AppointmentRepository,
+        repo: CopyRepository,
         result: WriteResult,
         remote: CalendarProvider | None,
         ref: CalendarRef,

@@ -6,11 +6,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.archive_repositories import CopyRepository
 from shared.auth import Actor
 from shared.db import Database
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.inputs.archive import TimesheetQuery
-from shared.repositories import AppointmentRepository, ArchiveConfigRepository
+from shared.repositories import ArchiveConfigRepository
 from shared.timesheet_rules import MAX_DAYS, TimedEntry, summarise, timesheet_category, to_csv
 
 __all__ = ["TimesheetService"]
@@ -54,7 +55,7 @@ class TimesheetService:
                     ],
                 )
             categories = list(config.timesheet_categories or [])
-            rows = await AppointmentRepository(session).archived_by(
+            rows = await CopyRepository(session).archived_by(
                 config.id,
                 datetime.combine(first, time(), zone),
                 datetime.combine(last + timedelta(days=1), time(), zone),
