@@ -17,11 +17,14 @@ from zoneinfo import ZoneInfo
 import click
 
 from admin_assistant.runner import command_settings, run_command
+from shared.auth import Actor
+from shared.date_phrases import resolve_bound, resolve_window
 from shared.runtime import Runtime
-from shared.validation import parse_instant
 
 T = TypeVar("T")
 _log = logging.getLogger("admin_assistant")
+# The command line is an operator's tool: it reaches every configuration, as an admin does.
+_OPERATOR = Actor(user_id=0, email="cli", is_admin=True)
 
 
 @click.group()
@@ -69,6 +72,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 def _register_subcommands() -> None:
+    from admin_assistant.calendars_cli import calendars, timesheet
     from admin_assistant.flags_cli import flags
     from admin_assistant.jobs_cli import jobs, scheduler
     from admin_assistant.users_cli import tokens, users
@@ -78,6 +82,8 @@ def _register_subcommands() -> None:
     main.add_command(tokens)
     main.add_command(jobs)
     main.add_command(scheduler)
+    main.add_command(calendars)
+    main.add_command(timesheet)
 
 
 # -- db ----------------------------------------------------------------------------------------
@@ -103,11 +109,15 @@ def db_upgrade() -> None:
 @db.command("seed")
 @click.option("--demo", is_flag=True, required=True, help="Seed the demo data set.")
 def db_seed(demo: bool) -> None:
-    """Seed demo data (an admin, calendars, ~500 appointments, an archive configuration)."""
+    """Seed demo data: an admin, calendars, ~500 appointments with overlaps and a recurring
+    meeting, an archive and a timesheet configuration, each archived once."""
     from shared.seed import seed_demo
 
     async def command(runtime: Runtime) -> None:
         login = await seed_demo(runtime.db)
+        if login.created:
+            for config_id in login.config_ids:
+                await runtime.services.archive.run(None, config_id, label="demo seed")
         state = "seeded demo data" if login.created else "demo data already present"
         click.echo(f"{state}; sign in as {login.email} / {login.password}")
 
@@ -124,25 +134,46 @@ def archive() -> None:
 
 @archive.command("run")
 @click.argument("config_id", type=int)
-@click.option("--start", help="Window start (ISO date or datetime, default: the config's window).")
-@click.option("--end", help="Window end (ISO date or datetime; a date includes that whole day).")
-def archive_run(config_id: int, start: str | None, end: str | None) -> None:
+@click.option(
+    "--start",
+    help="Window start: a date, a datetime with offset, or a phrase ('last 7 days', "
+    "yesterday, 'this month'); days are the configuration's (default: its window).",
+)
+@click.option("--end", help="Window end, included: a date, a datetime or a phrase.")
+@click.option(
+    "--replace", is_flag=True, help="Replace mode: the archive's window equals the source's."
+)
+def archive_run(config_id: int, start: str | None, end: str | None, replace: bool) -> None:
     """Run an archive configuration now, with a progress bar."""
-    window = {"start": _instant(start, "--start", False), "end": _instant(end, "--end", True)}
+    for option, value in (("--start", start), ("--end", end)):
+        if value is not None:
+            _check_bound(value, option)
 
     async def command(runtime: Runtime) -> dict[str, Any]:
+        config = await runtime.services.archive.get_config(_OPERATOR, config_id)
+        zone = ZoneInfo(config["timezone"])
+        today = datetime.now(zone).date()
+        first, last = resolve_window(start, end, zone, today)
+        window = {"start": first, "end": last}
         bar = _ProgressBar()
         try:
             return await runtime.services.archive.run(
-                None, config_id, on_progress=bar.update, **window
+                None,
+                config_id,
+                on_progress=bar.update,
+                mode="replace" if replace else None,
+                **window,
             )
         finally:
             bar.close()
 
     entry = run_command(command)
+    held = len(entry["details"].get("held", []))
     click.echo(
-        f"run {entry['id']} {entry['status']}: archived {entry['archived']}, skipped "
-        f"{entry['skipped']}, duplicate {entry['duplicate']}, overlap {entry['overlap']} "
+        f"run {entry['id']} {entry['status']} ({entry['mode']}): added {entry['added']}, "
+        f"updated {entry['updated']}, removed {entry['removed']}, unchanged "
+        f"{entry['unchanged']}, skipped {entry['skipped']}, overlap {entry['overlap']}, "
+        f"waiting for a decision {held} "
         f"({entry['window_start']} .. {entry['window_end']}, {entry['duration_ms']} ms)"
     )
     for error in entry["errors"]:
@@ -151,11 +182,10 @@ def archive_run(config_id: int, start: str | None, end: str | None) -> None:
         sys.exit(1)
 
 
-def _instant(value: str | None, option: str, end_of_day: bool) -> datetime | None:
-    if value is None:
-        return None
+def _check_bound(value: str, option: str) -> None:
+    """Refuse an unreadable --start/--end before anything runs (the zone is not needed yet)."""
     try:
-        return parse_instant(value, ZoneInfo("UTC"), end_of_day=end_of_day)
+        resolve_bound(value, ZoneInfo("UTC"), datetime.now(ZoneInfo("UTC")).date(), is_end=False)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
 

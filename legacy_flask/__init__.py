@@ -104,10 +104,13 @@ def create_app(
         install_runtime(app, runtime)
 
     from legacy_flask import (
+        action_items,
         api,
         appointments,
         archive,
         archive_configs,
+        archive_pages,
+        audit,
         auth,
         calendars,
         health,
@@ -126,9 +129,12 @@ def create_app(
         archive.bp,
         tokens.bp,
         jobs.bp,
+        action_items.bp,
+        audit.bp,
         health.bp,
         pages.bp,
         job_pages.bp,
+        archive_pages.bp,
     ):
         app.register_blueprint(blueprint)
     return app

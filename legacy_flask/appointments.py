@@ -9,7 +9,8 @@ from flask import Blueprint, jsonify, request, url_for
 from legacy_flask.api import api_login_required, json_body, no_content, paginated, services
 from shared import bridge
 from shared.auth import Actor
-from shared.validation import parse_appointment, parse_appointment_query
+from shared.inputs.appointments import parse_appointment
+from shared.validation import parse_appointment_query
 
 bp = Blueprint("appointments", __name__)
 

@@ -9,7 +9,8 @@ from flask import Blueprint, jsonify, request
 from legacy_flask.api import api_login_required, json_body, paginated, services
 from shared import bridge
 from shared.auth import Actor
-from shared.validation import parse_archive_run, parse_optional_id, parse_page
+from shared.inputs.archive import parse_archive_run
+from shared.validation import parse_optional_id, parse_page
 
 bp = Blueprint("archive", __name__)
 
@@ -19,7 +20,9 @@ bp = Blueprint("archive", __name__)
 def run(actor: Actor, config_id: int) -> Any:
     window = parse_archive_run(json_body(optional=True))
     entry = bridge.run(
-        services().archive.run(actor, config_id, start=window["start"], end=window["end"])
+        services().archive.run(
+            actor, config_id, start=window["start"], end=window["end"], mode=window["mode"]
+        )
     )
     return jsonify(entry), 201
 

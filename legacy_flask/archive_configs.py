@@ -1,17 +1,19 @@
-"""`/api/archive-configs`: CRUD of archive configurations."""
+"""`/api/archive-configs`: CRUD of archive configurations, and their timesheets."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
 
 from legacy_flask.api import api_login_required, json_body, no_content, paginated, services
 from shared import bridge
 from shared.auth import Actor
-from shared.validation import parse_archive_config, parse_page
+from shared.inputs.archive import parse_archive_config, parse_timesheet_query
+from shared.validation import parse_page
 
 bp = Blueprint("archive_configs", __name__)
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 
 
 @bp.get("/api/archive-configs", endpoint="list")
@@ -50,3 +52,16 @@ def update_config(actor: Actor, config_id: int) -> Any:
 def delete_config(actor: Actor, config_id: int) -> Any:
     bridge.run(services().archive.delete_config(actor, config_id))
     return no_content()
+
+
+@bp.get("/api/archive-configs/<int:config_id>/timesheet", endpoint="timesheet")
+@api_login_required
+def timesheet(actor: Actor, config_id: int) -> Any:
+    query = parse_timesheet_query(request.args)
+    timesheets = services().timesheets
+    if query.format == "json":
+        return jsonify(bridge.run(timesheets.summary(actor, config_id, query)))
+    text, name = bridge.run(timesheets.csv(actor, config_id, query))
+    response = current_app.response_class(text, content_type=CSV_CONTENT_TYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -1,4 +1,4 @@
-"""`/api/calendars`: CRUD, and the provider's events (`remote_events`, the I/O-bound read)."""
+"""`/api/calendars`: CRUD, the provider's events (`remote_events`), remote calendars (`remote`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from legacy_flask.api import (
 )
 from shared import bridge
 from shared.auth import Actor
-from shared.validation import parse_calendar, parse_event_window, parse_page
+from shared.inputs.calendars import parse_calendar, parse_remote_query
+from shared.validation import parse_event_window, parse_page
 
 bp = Blueprint("calendars", __name__)
 
@@ -39,6 +40,14 @@ def create_calendar(actor: Actor) -> Any:
         201,
         {"Location": url_for("calendars.get", calendar_id=calendar["id"])},
     )
+
+
+@bp.get("/api/calendars/remote", endpoint="remote")
+async def remote_calendars() -> Any:
+    # `async def`: the provider is read on the bridge loop (LegacyFlask.async_to_sync).
+    actor = require_actor(await current_actor_async())
+    mailbox = parse_remote_query(request.args)
+    return jsonify(await services().calendars.remote(actor, mailbox))
 
 
 @bp.get("/api/calendars/<int:calendar_id>", endpoint="get")

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from legacy_flask.api import current_actor, services
-from legacy_flask.csrf import check_csrf, csrf_token
+from legacy_flask.csrf import csrf_token
 from shared import bridge
 from shared.auth import Actor
 from shared.errors import AppError
@@ -80,23 +80,6 @@ def appointments(actor: Actor) -> Any:
 def archive_configs(actor: Actor) -> Any:
     page = bridge.run(services().archive.list_configs(actor, parse_page(request.args)))
     return render_template("archive_configs.html", page=page)
-
-
-@bp.post("/archive-configs/<int:config_id>/run")
-@login_required
-def run_archive(actor: Actor, config_id: int) -> Any:
-    check_csrf()
-    try:
-        entry = bridge.run(services().archive.run(actor, config_id))
-    except AppError as exc:
-        flash(f"Archive run failed: {exc.message}", "error")
-    else:
-        flash(
-            f"Archived {entry['archived']}, skipped {entry['skipped']}, "
-            f"{entry['duplicate']} already archived, {entry['overlap']} overlapping.",
-            "info",
-        )
-    return redirect(url_for("pages.action_log", config_id=config_id))
 
 
 @bp.get("/action-log")

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: users, tokens, calendars, appointments, archiving, jobs, audit."""
+"""SQLAlchemy 2 models: users, calendars, appointments, archiving, action items, jobs, audit."""
 
 from __future__ import annotations
 
@@ -134,6 +134,9 @@ class Calendar(Base):
     role: Mapped[str] = mapped_column(String(16))  # source | archive
     provider: Mapped[str] = mapped_column(String(16), default="local")  # local | graph
     provider_id: Mapped[str | None] = mapped_column(String(300), default=None)
+    # The remote mailbox holding this calendar when it is not the owner's own (admins only:
+    # `msgraph://users/<address>/calendars/...`); None means the owner's mailbox.
+    mailbox: Mapped[str | None] = mapped_column(String(320), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -143,6 +146,8 @@ class Appointment(Base):
     __table_args__ = (
         UniqueConstraint("calendar_id", "provider_event_id"),
         Index("ix_appointments_calendar_start", "calendar_id", "start_at"),
+        Index("ix_appointments_archive_config_start", "archive_config_id", "start_at"),
+        Index("ix_appointments_series_id", "series_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -157,8 +162,32 @@ class Appointment(Base):
     archived_from_id: Mapped[int | None] = mapped_column(
         ForeignKey("appointments.id", ondelete="SET NULL"), default=None
     )
+    # free | tentative | busy | oof | workingElsewhere
+    show_as: Mapped[str] = mapped_column(String(20), default="busy")
+    importance: Mapped[str] = mapped_column(String(8), default="normal")  # low | normal | high
+    # normal | personal | private | confidential (is_private: private or confidential)
+    sensitivity: Mapped[str] = mapped_column(String(16), default="normal")
+    is_all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A series master: {"rrule", "timezone", "exdates"}; its occurrences are expanded on read.
+    recurrence: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # An exception: the series it belongs to and the occurrence (start) it replaces.
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="CASCADE"), default=None
+    )
+    original_start: Mapped[datetime | None] = mapped_column(default=None)
+    # Set on copies written by an archive run: they are immutable (replace mode aside).
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    archive_config_id: Mapped[int | None] = mapped_column(
+        ForeignKey("archive_configurations.id", ondelete="SET NULL"), default=None
+    )
+    # The id the archive calendar's remote provider gave the copy (graph archives).
+    archive_event_id: Mapped[str | None] = mapped_column(String(300), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def is_archived_copy(self) -> bool:
+        return self.archived_at is not None
 
 
 class ArchiveConfiguration(Base):
@@ -178,6 +207,11 @@ class ArchiveConfiguration(Base):
     days_back: Mapped[int] = mapped_column(Integer, default=7)
     days_forward: Mapped[int] = mapped_column(Integer, default=0)
     excluded_categories: Mapped[list[Any]] = mapped_column(default=list)
+    allow_overlaps: Mapped[bool] = mapped_column(Boolean, default=False)
+    mode: Mapped[str] = mapped_column(String(8), default="append")  # append | replace
+    purpose: Mapped[str] = mapped_column(String(16), default="general")  # general | timesheet
+    # Timesheet categories in order: an appointment counts under the first it carries.
+    timesheet_categories: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -196,6 +230,11 @@ class ActionLog(Base):
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     duplicate: Mapped[int] = mapped_column(Integer, default=0)
     overlap: Mapped[int] = mapped_column(Integer, default=0)
+    mode: Mapped[str] = mapped_column(String(8), default="append")
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[Any]] = mapped_column(default=list)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16))  # success | partial | failed
@@ -206,6 +245,7 @@ class ActionLog(Base):
 
 class AuditLog(Base):
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_actor", "actor"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor: Mapped[str] = mapped_column(String(320))
@@ -215,6 +255,47 @@ class AuditLog(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+_OPEN_ITEM = "state = 'open'"
+
+
+class ActionItem(Base):
+    """A decision an archive run could not make (overlapping appointments); open until resolved."""
+
+    __tablename__ = "action_items"
+    __table_args__ = (
+        Index(
+            "ix_action_items_one_open",
+            "config_id",
+            "conflict_key",
+            unique=True,
+            sqlite_where=text(_OPEN_ITEM),
+            postgresql_where=text(_OPEN_ITEM),
+        ),
+        Index("ix_action_items_config_state", "config_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    config_id: Mapped[int] = mapped_column(
+        ForeignKey("archive_configurations.id", ondelete="CASCADE")
+    )
+    action_log_id: Mapped[int | None] = mapped_column(
+        ForeignKey("action_log.id", ondelete="SET NULL"), default=None
+    )
+    kind: Mapped[str] = mapped_column(String(16), default="overlap")
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    # The sorted event ids of the conflict, hashed: one open item per conflict.
+    conflict_key: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    appointments: Mapped[list[Any]] = mapped_column(default=list)  # snapshots of the events
+    recommendation: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    resolution: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    resolved_by: Mapped[str | None] = mapped_column(String(320), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 # A job has at most one run queued or running: the database refuses a second (both dialects

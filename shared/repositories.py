@@ -176,6 +176,21 @@ class CalendarRepository:
             query = query.where(Calendar.owner_id == owner_id)
         return await _paginate(self.session, query, page)
 
+    async def owned(self, owner_id: int) -> list[Calendar]:
+        """Every calendar of `owner_id`, by id."""
+        rows = await self.session.scalars(
+            select(Calendar).where(Calendar.owner_id == owner_id).order_by(Calendar.id)
+        )
+        return list(rows)
+
+    async def by_ids(self, ids: Iterable[int]) -> dict[int, Calendar]:
+        """The calendars with the given ids, by id."""
+        wanted = [i for i in set(ids) if _is_id(i)]
+        if not wanted:
+            return {}
+        rows = await self.session.scalars(select(Calendar).where(Calendar.id.in_(wanted)))
+        return {row.id: row for row in rows}
+
     async def owned_ids(self, owner_id: int) -> list[int]:
         rows = await self.session.scalars(select(Calendar.id).where(Calendar.owner_id == owner_id))
         return list(rows)
@@ -347,10 +362,25 @@ class AuditRepository:
         await self.session.flush()
         return entry
 
-    async def page(self, *, target: str | None, page: PageRequest) -> Page[AuditLog]:
+    async def page(
+        self,
+        *,
+        target: str | None,
+        page: PageRequest,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> Page[AuditLog]:
+        """Audit rows, newest first; `target`, `actor` exact, `action` exact or a `prefix.`."""
         query = select(AuditLog).order_by(AuditLog.id.desc())
         if target is not None:
             query = query.where(AuditLog.target == target)
+        if actor is not None:
+            query = query.where(AuditLog.actor == actor)
+        if action is not None:
+            if action.endswith("."):
+                query = query.where(AuditLog.action.startswith(action, autoescape=True))
+            else:
+                query = query.where(AuditLog.action == action)
         return await _paginate(self.session, query, page)
 
 

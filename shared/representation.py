@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.calendar_uris import format_uri
 from shared.models import (
+    ActionItem,
     ActionLog,
     ApiToken,
     Appointment,
@@ -60,9 +63,17 @@ def calendar_json(calendar: Calendar) -> dict[str, Any]:
         "role": calendar.role,
         "provider": calendar.provider,
         "provider_id": calendar.provider_id,
+        "mailbox": calendar.mailbox,
+        "uri": calendar_uri(calendar),
         "created_at": instant(calendar.created_at),
         "updated_at": instant(calendar.updated_at),
     }
+
+
+def calendar_uri(calendar: Calendar) -> str:
+    """The calendar's address: `local://<name>`, `msgraph://me/calendars/<id>` (its owner's
+    mailbox) or `msgraph://users/<mailbox>/calendars/<id>`."""
+    return format_uri(calendar.provider, calendar.name, calendar.provider_id, calendar.mailbox)
 
 
 def appointment_json(appointment: Appointment, tz: tzinfo | None = None) -> dict[str, Any]:
@@ -75,26 +86,46 @@ def appointment_json(appointment: Appointment, tz: tzinfo | None = None) -> dict
         "location": appointment.location,
         "categories": list(appointment.categories or []),
         "is_private": appointment.is_private,
+        "show_as": appointment.show_as,
+        "importance": appointment.importance,
+        "sensitivity": appointment.sensitivity,
+        "is_all_day": appointment.is_all_day,
+        "recurrence": appointment.recurrence,
+        "series_id": appointment.series_id,
+        "original_start": instant(appointment.original_start, tz),
         "provider_event_id": appointment.provider_event_id,
         "archived_from_id": appointment.archived_from_id,
+        "archive_config_id": appointment.archive_config_id,
+        "archived_at": instant(appointment.archived_at),
         "created_at": instant(appointment.created_at),
         "updated_at": instant(appointment.updated_at),
     }
 
 
-def archive_config_json(config: ArchiveConfiguration) -> dict[str, Any]:
+def archive_config_json(
+    config: ArchiveConfiguration, calendars: Mapping[int, Calendar] | None = None
+) -> dict[str, Any]:
+    """A configuration; with its `calendars` (by id) it names them by URI too."""
+    source = (calendars or {}).get(config.source_calendar_id)
+    archive = (calendars or {}).get(config.archive_calendar_id)
     return {
         "id": config.id,
         "owner_id": config.owner_id,
         "name": config.name,
         "source_calendar_id": config.source_calendar_id,
         "archive_calendar_id": config.archive_calendar_id,
+        "source_calendar": None if source is None else calendar_uri(source),
+        "archive_calendar": None if archive is None else calendar_uri(archive),
         "timezone": config.timezone,
         "is_active": config.is_active,
         "schedule": config.schedule,
         "days_back": config.days_back,
         "days_forward": config.days_forward,
         "excluded_categories": list(config.excluded_categories or []),
+        "allow_overlaps": config.allow_overlaps,
+        "mode": config.mode,
+        "purpose": config.purpose,
+        "timesheet_categories": list(config.timesheet_categories or []),
         "created_at": instant(config.created_at),
         "updated_at": instant(config.updated_at),
     }
@@ -111,12 +142,36 @@ def action_log_json(entry: ActionLog) -> dict[str, Any]:
         "skipped": entry.skipped,
         "duplicate": entry.duplicate,
         "overlap": entry.overlap,
+        "mode": entry.mode,
+        "added": entry.added,
+        "updated": entry.updated,
+        "removed": entry.removed,
+        "unchanged": entry.unchanged,
         "errors": list(entry.errors or []),
         "details": dict(entry.details or {}),
         "status": entry.status,
         "started_at": instant(entry.started_at),
         "finished_at": instant(entry.finished_at),
         "duration_ms": entry.duration_ms,
+    }
+
+
+def action_item_json(item: ActionItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "config_id": item.config_id,
+        "action_log_id": item.action_log_id,
+        "kind": item.kind,
+        "state": item.state,
+        "starts_at": instant(item.starts_at),
+        "ends_at": instant(item.ends_at),
+        "appointments": list(item.appointments or []),
+        "recommendation": dict(item.recommendation or {}),
+        "resolution": item.resolution,
+        "resolved_by": item.resolved_by,
+        "resolved_at": instant(item.resolved_at),
+        "created_at": instant(item.created_at),
+        "updated_at": instant(item.updated_at),
     }
 
 

@@ -18,9 +18,8 @@ from shared.errors import MalformedJSON, ValidationFailed
 from shared.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, PageRequest
 from shared.schedules import MISFIRE_POLICIES, parse_schedule
 
-CALENDAR_ROLES = ("source", "archive")
-PROVIDERS = ("local", "graph")
-_MISSING: Any = object()
+# The default of a field that must be sent.
+REQUIRED: Any = object()
 # Instants are stored in UTC and shown in any zone (offsets stay under a day), so one within
 # a day of datetime's limits would overflow on the way: a 500 instead of a 422.
 _EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
@@ -33,7 +32,7 @@ _MAILBOX = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.
 MAILBOX_MAX = 320
 
 
-class _Problems:
+class Problems:
     """Collects field problems; `raise_if_any` turns them into one ValidationFailed."""
 
     def __init__(self) -> None:
@@ -86,7 +85,7 @@ def require_object(body: Any) -> dict[str, Any]:
     return body
 
 
-def parse_timezone(name: str, problems: _Problems | None = None, field: str = "tz") -> ZoneInfo:
+def parse_timezone(name: str, problems: Problems | None = None, field: str = "tz") -> ZoneInfo:
     """An IANA zone such as `Europe/Berlin`; unknown names are a validation error."""
     try:
         if not name or "\x00" in name:
@@ -149,11 +148,11 @@ class AppointmentQuery:
 
 def parse_appointment_query(params: Mapping[str, str]) -> AppointmentQuery:
     """Query string of `GET /api/appointments`: calendar_id, start, end, tz, page, per_page."""
-    problems = _Problems()
+    problems = Problems()
     tz = parse_timezone(params.get("tz", "UTC"), problems)
-    calendar_id = _query_int(params, "calendar_id", problems, minimum=1, default=None)
-    start = _query_instant(params, "start", tz, problems, end_of_day=False)
-    end = _query_instant(params, "end", tz, problems, end_of_day=True)
+    calendar_id = query_int(params, "calendar_id", problems, minimum=1, default=None)
+    start = query_instant(params, "start", tz, problems, end_of_day=False)
+    end = query_instant(params, "end", tz, problems, end_of_day=True)
     if start is not None and end is not None and end <= start:
         problems.add("end", "must be after start")
     page = parse_page(params, problems)
@@ -163,10 +162,10 @@ def parse_appointment_query(params: Mapping[str, str]) -> AppointmentQuery:
 
 def parse_event_window(params: Mapping[str, str]) -> tuple[datetime, datetime, ZoneInfo]:
     """Required `start` and `end` (plus optional `tz`) of a remote-events read."""
-    problems = _Problems()
+    problems = Problems()
     tz = parse_timezone(params.get("tz", "UTC"), problems)
-    start = _query_instant(params, "start", tz, problems, end_of_day=False)
-    end = _query_instant(params, "end", tz, problems, end_of_day=True)
+    start = query_instant(params, "start", tz, problems, end_of_day=False)
+    end = query_instant(params, "end", tz, problems, end_of_day=True)
     for name, value in (("start", start), ("end", end)):
         if value is None and not any(d["field"] == name for d in problems.details):
             problems.add(name, "is required")
@@ -177,12 +176,12 @@ def parse_event_window(params: Mapping[str, str]) -> tuple[datetime, datetime, Z
     return start, end, tz
 
 
-def parse_page(params: Mapping[str, str], problems: _Problems | None = None) -> PageRequest:
+def parse_page(params: Mapping[str, str], problems: Problems | None = None) -> PageRequest:
     """`page` (>= 1) and `per_page` (1..200) from a query string."""
     own = problems is None
-    problems = problems or _Problems()
-    page = _query_int(params, "page", problems, minimum=1, default=1)
-    per_page = _query_int(
+    problems = problems or Problems()
+    page = query_int(params, "page", problems, minimum=1, default=1)
+    per_page = query_int(
         params, "per_page", problems, minimum=1, maximum=MAX_PER_PAGE, default=DEFAULT_PER_PAGE
     )
     if own:
@@ -192,8 +191,8 @@ def parse_page(params: Mapping[str, str], problems: _Problems | None = None) -> 
 
 def parse_optional_id(params: Mapping[str, str], name: str) -> int | None:
     """An optional positive integer query parameter such as `config_id`."""
-    problems = _Problems()
-    value = _query_int(params, name, problems, minimum=1, default=None)
+    problems = Problems()
+    value = query_int(params, name, problems, minimum=1, default=None)
     problems.raise_if_any("query")
     return value
 
@@ -209,7 +208,7 @@ def parse_body(body: Any, fields: list[Field], *, partial: bool, what: str) -> d
     With `partial` (PATCH) every field is optional and only the given keys are returned.
     """
     data = require_object(body)
-    problems = _Problems()
+    problems = Problems()
     known = {name for name, _, _ in fields}
     for key in data:
         if key not in known:
@@ -219,7 +218,7 @@ def parse_body(body: Any, fields: list[Field], *, partial: bool, what: str) -> d
         if name not in data:
             if partial:
                 continue
-            if default is _MISSING:
+            if default is REQUIRED:
                 problems.add(name, "is required")
                 continue
             values[name] = default
@@ -237,7 +236,7 @@ def parse_body(body: Any, fields: list[Field], *, partial: bool, what: str) -> d
 def text(max_length: int, *, allow_empty: bool = False) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         if not isinstance(value, str):
-            raise ValueError(f"must be a string, got {_kind(value)}")
+            raise ValueError(f"must be a string, got {kind_of(value)}")
         value = value.strip()
         if not value and not allow_empty:
             raise ValueError("must not be empty")
@@ -254,7 +253,7 @@ def text(max_length: int, *, allow_empty: bool = False) -> Callable[[Any], str]:
 def provider_id(value: Any) -> str:
     """A remote calendar id: only the characters Graph ids use, at most PROVIDER_ID_MAX."""
     if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {_kind(value)}")
+        raise ValueError(f"must be a string, got {kind_of(value)}")
     if not value:
         raise ValueError("must not be empty")
     if len(value) > PROVIDER_ID_MAX:
@@ -314,7 +313,7 @@ def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
 def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number, got {_kind(value)}")
+            raise ValueError(f"must be a whole number, got {kind_of(value)}")
         if minimum is not None and value < minimum:
             raise ValueError(f"must be at least {minimum}, got {value}")
         if maximum is not None and value > maximum:
@@ -326,14 +325,14 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Callable[
 
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {_kind(value)}")
+        raise ValueError(f"must be true or false, got {kind_of(value)}")
     return value
 
 
 def string_list(max_items: int = 50, max_length: int = 100) -> Callable[[Any], list[str]]:
     def convert(value: Any) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"must be a list of strings, got {_kind(value)}")
+            raise ValueError(f"must be a list of strings, got {kind_of(value)}")
         if len(value) > max_items:
             raise ValueError(f"must have at most {max_items} items, got {len(value)}")
         cleaned = [v.strip() for v in value if v.strip()]
@@ -351,7 +350,7 @@ def string_list(max_items: int = 50, max_length: int = 100) -> Callable[[Any], l
 def aware_datetime(value: Any) -> datetime:
     """An ISO 8601 datetime that carries its offset (naive times are ambiguous across DST)."""
     if not isinstance(value, str):
-        raise ValueError(f"must be an ISO 8601 datetime string, got {_kind(value)}")
+        raise ValueError(f"must be an ISO 8601 datetime string, got {kind_of(value)}")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -363,49 +362,18 @@ def aware_datetime(value: Any) -> datetime:
 
 def timezone_name(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"must be an IANA time zone name, got {_kind(value)}")
-    problems = _Problems()
+        raise ValueError(f"must be an IANA time zone name, got {kind_of(value)}")
+    problems = Problems()
     parse_timezone(value, problems)
     if problems.details:
         raise ValueError(problems.details[0]["message"])
     return value
 
 
-CALENDAR_FIELDS: list[Field] = [
-    ("name", text(200), _MISSING),
-    ("role", choice(CALENDAR_ROLES), _MISSING),
-    ("provider", choice(PROVIDERS), "local"),
-    ("provider_id", optional(provider_id), None),
-]
-
-APPOINTMENT_FIELDS: list[Field] = [
-    ("calendar_id", integer(minimum=1), _MISSING),
-    ("subject", text(500), _MISSING),
-    ("start", aware_datetime, _MISSING),
-    ("end", aware_datetime, _MISSING),
-    ("location", text(500, allow_empty=True), ""),
-    ("categories", string_list(), []),
-    ("is_private", boolean, False),
-    ("provider_event_id", optional(text(300)), None),
-]
-
-ARCHIVE_CONFIG_FIELDS: list[Field] = [
-    ("name", text(200), _MISSING),
-    ("source_calendar_id", integer(minimum=1), _MISSING),
-    ("archive_calendar_id", integer(minimum=1), _MISSING),
-    ("timezone", timezone_name, "UTC"),
-    ("is_active", boolean, True),
-    ("schedule", optional(text(100)), None),
-    ("days_back", integer(minimum=0, maximum=3650), 7),
-    ("days_forward", integer(minimum=0, maximum=3650), 0),
-    ("excluded_categories", string_list(), []),
-]
-
-
 def schedule_text(value: Any) -> str:
     """A schedule (cron, `daily@HH:MM`, `weekly@mon HH:MM`, `every 15m`), normalized."""
     if not isinstance(value, str):
-        raise ValueError(f"must be a schedule string such as '0 2 * * *', got {_kind(value)}")
+        raise ValueError(f"must be a schedule string such as '0 2 * * *', got {kind_of(value)}")
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     if len(value) > 100:
@@ -414,8 +382,8 @@ def schedule_text(value: Any) -> str:
 
 
 JOB_FIELDS: list[Field] = [
-    ("archive_config_id", integer(minimum=1), _MISSING),
-    ("schedule", schedule_text, _MISSING),
+    ("archive_config_id", integer(minimum=1), REQUIRED),
+    ("schedule", schedule_text, REQUIRED),
     ("timezone", optional(timezone_name), None),
     ("enabled", boolean, True),
     ("misfire", choice(MISFIRE_POLICIES), "run_once"),
@@ -423,16 +391,11 @@ JOB_FIELDS: list[Field] = [
     ("days_forward", optional(integer(minimum=0, maximum=3650)), None),
 ]
 
-ARCHIVE_RUN_FIELDS: list[Field] = [
-    ("start", optional(lambda v: parse_instant(v, ZoneInfo("UTC"))), None),
-    ("end", optional(lambda v: parse_instant(v, ZoneInfo("UTC"), end_of_day=True)), None),
-]
-
 
 def password(value: Any) -> str:
     """A password as typed: a string, not stripped, at most 1024 characters."""
     if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {_kind(value)}")
+        raise ValueError(f"must be a string, got {kind_of(value)}")
     if len(value) > 1024:
         raise ValueError(f"must be at most 1024 characters, got {len(value)}")
     _check_encodable(value)
@@ -440,12 +403,12 @@ def password(value: Any) -> str:
 
 
 PASSWORD_CHANGE_FIELDS: list[Field] = [
-    ("current_password", password, _MISSING),
-    ("new_password", password, _MISSING),
+    ("current_password", password, REQUIRED),
+    ("new_password", password, REQUIRED),
 ]
 
 NEW_TOKEN_FIELDS: list[Field] = [
-    ("name", text(200), _MISSING),
+    ("name", text(200), REQUIRED),
     ("expires_in_days", optional(integer(minimum=1, maximum=3650)), None),
 ]
 
@@ -458,73 +421,6 @@ def parse_password_change(body: Any) -> dict[str, Any]:
 def parse_new_token(body: Any) -> dict[str, Any]:
     """Body of tokens.create: a `name` and optional `expires_in_days` (1..3650)."""
     return parse_body(body, NEW_TOKEN_FIELDS, partial=False, what="token")
-
-
-def parse_calendar(body: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Body of calendars.create (or .update with `partial`)."""
-    values = parse_body(body, CALENDAR_FIELDS, partial=partial, what="calendar")
-    if values.get("provider") == "graph" and not values.get("provider_id"):
-        raise ValidationFailed(
-            "invalid calendar: check provider_id",
-            details=[{"field": "provider_id", "message": "is required when provider is graph"}],
-        )
-    return values
-
-
-def parse_appointment(body: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Body of appointments.create (or .update with `partial`); checks end > start when both given.
-
-    An update may change the provider event id but not clear it: every stored event has one.
-    """
-    fields = (
-        APPOINTMENT_FIELDS
-        if not partial
-        else [*APPOINTMENT_FIELDS[1:-1], ("provider_event_id", text(300), _MISSING)]
-    )
-    values = parse_body(body, fields, partial=partial, what="appointment")
-    check_time_order(values.get("start"), values.get("end"))
-    return values
-
-
-def check_time_order(start: datetime | None, end: datetime | None) -> None:
-    """Raise the 422 every backend gives when an appointment would end before it starts."""
-    if start is not None and end is not None and end <= start:
-        raise ValidationFailed(
-            "invalid appointment: check end",
-            details=[{"field": "end", "message": "must be after start"}],
-        )
-
-
-def parse_archive_config(body: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Body of archive_configs.create (or .update with `partial`)."""
-    values = parse_body(body, ARCHIVE_CONFIG_FIELDS, partial=partial, what="archive configuration")
-    if values.get("source_calendar_id") is not None and values.get(
-        "source_calendar_id"
-    ) == values.get("archive_calendar_id"):
-        raise ValidationFailed(
-            "invalid archive configuration: check archive_calendar_id",
-            details=[
-                {"field": "archive_calendar_id", "message": "must differ from source_calendar_id"}
-            ],
-        )
-    return values
-
-
-def parse_archive_run(body: Any) -> dict[str, Any]:
-    """Optional body of archive.run: a `start`/`end` window overriding the configuration's."""
-    values = parse_body(
-        body if body is not None else {}, ARCHIVE_RUN_FIELDS, partial=False, what="archive run"
-    )
-    if (
-        values["start"] is not None
-        and values["end"] is not None
-        and values["end"] <= values["start"]
-    ):
-        raise ValidationFailed(
-            "invalid archive run: check end",
-            details=[{"field": "end", "message": "must be after start"}],
-        )
-    return values
 
 
 def parse_job(body: Any, *, partial: bool = False) -> dict[str, Any]:
@@ -541,10 +437,10 @@ def parse_job(body: Any, *, partial: bool = False) -> dict[str, Any]:
     return values
 
 
-def _query_int(
+def query_int(
     params: Mapping[str, str],
     name: str,
-    problems: _Problems,
+    problems: Problems,
     *,
     minimum: int,
     maximum: int | None = None,
@@ -565,8 +461,8 @@ def _query_int(
     return value
 
 
-def _query_instant(
-    params: Mapping[str, str], name: str, tz: ZoneInfo, problems: _Problems, *, end_of_day: bool
+def query_instant(
+    params: Mapping[str, str], name: str, tz: ZoneInfo, problems: Problems, *, end_of_day: bool
 ) -> datetime | None:
     raw = params.get(name)
     if raw is None or raw == "":
@@ -578,7 +474,7 @@ def _query_instant(
         return None
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     if value is None:
         return "null"
     return {

@@ -8,9 +8,11 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from asgi_gateway.endpoints import (
+    action_items,
     appointments,
     archive,
     archive_configs,
+    audit,
     auth,
     calendars,
     jobs,
@@ -25,6 +27,8 @@ routes: list[Route] = [
     *archive.routes,
     *tokens.routes,
     *jobs.routes,
+    *action_items.routes,
+    *audit.routes,
 ]
 
 __all__ = ["routes"]

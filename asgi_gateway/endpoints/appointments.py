@@ -15,7 +15,8 @@ from asgi_gateway.endpoints._http import (
     runtime,
 )
 from shared.auth import Actor
-from shared.validation import parse_appointment, parse_appointment_query
+from shared.inputs.appointments import parse_appointment
+from shared.validation import parse_appointment_query
 
 
 @api_endpoint

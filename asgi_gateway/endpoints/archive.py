@@ -15,14 +15,19 @@ from asgi_gateway.endpoints._http import (
     runtime,
 )
 from shared.auth import Actor
-from shared.validation import parse_archive_run, parse_optional_id, parse_page
+from shared.inputs.archive import parse_archive_run
+from shared.validation import parse_optional_id, parse_page
 
 
 @api_endpoint
 async def run(request: Request, actor: Actor) -> Response:
     window = parse_archive_run(await json_body(request, optional=True))
     entry = await runtime(request).services.archive.run(
-        actor, request.path_params["config_id"], start=window["start"], end=window["end"]
+        actor,
+        request.path_params["config_id"],
+        start=window["start"],
+        end=window["end"],
+        mode=window["mode"],
     )
     return JSON(entry, status_code=201)
 

@@ -1,4 +1,4 @@
-"""Async twins of the `archive_configs` blueprint."""
+"""Async twins of the `archive_configs` blueprint, with the timesheet export."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from asgi_gateway.endpoints._http import (
     runtime,
 )
 from shared.auth import Actor
-from shared.validation import parse_archive_config, parse_page
+from shared.inputs.archive import parse_archive_config, parse_timesheet_query
+from shared.validation import parse_page
 
 
 @api_endpoint
@@ -52,6 +53,23 @@ async def delete_config(request: Request, actor: Actor) -> Response:
     return Response(status_code=204)
 
 
+@api_endpoint
+async def timesheet(request: Request, actor: Actor) -> Response:
+    query = parse_timesheet_query(query_params(request))
+    timesheets = runtime(request).services.timesheets
+    config_id = request.path_params["config_id"]
+    if query.format == "json":
+        return JSON(await timesheets.summary(actor, config_id, query))
+    text, name = await timesheets.csv(actor, config_id, query)
+    return Response(
+        text.encode(),
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
+
+
 _ONE = "/api/archive-configs/{config_id:int}"
 routes = [
     Route("/api/archive-configs", list_configs, methods=["GET"], name="archive_configs.list"),
@@ -59,4 +77,5 @@ routes = [
     Route(_ONE, get_config, methods=["GET"], name="archive_configs.get"),
     Route(_ONE, update_config, methods=["PATCH"], name="archive_configs.update"),
     Route(_ONE, delete_config, methods=["DELETE"], name="archive_configs.delete"),
+    Route(f"{_ONE}/timesheet", timesheet, methods=["GET"], name="archive_configs.timesheet"),
 ]

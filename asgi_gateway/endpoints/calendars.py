@@ -1,4 +1,5 @@
-"""Async twins of the `calendars` blueprint, including the provider read `remote_events`."""
+"""Async twins of the `calendars` blueprint, including the provider reads `remote_events`
+and `remote` (discovery)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from asgi_gateway.endpoints._http import (
     runtime,
 )
 from shared.auth import Actor
-from shared.validation import parse_calendar, parse_event_window, parse_page
+from shared.inputs.calendars import parse_calendar, parse_remote_query
+from shared.validation import parse_event_window, parse_page
 
 
 @api_endpoint
@@ -29,6 +31,12 @@ async def create_calendar(request: Request, actor: Actor) -> Response:
     values = parse_calendar(await json_body(request))
     calendar = await runtime(request).services.calendars.create(actor, values)
     return JSON(calendar, status_code=201, headers={"Location": f"/api/calendars/{calendar['id']}"})
+
+
+@api_endpoint
+async def remote_calendars(request: Request, actor: Actor) -> Response:
+    mailbox = parse_remote_query(query_params(request))
+    return JSON(await runtime(request).services.calendars.remote(actor, mailbox))
 
 
 @api_endpoint
@@ -63,6 +71,8 @@ _ONE = "/api/calendars/{calendar_id:int}"
 routes = [
     Route("/api/calendars", list_calendars, methods=["GET"], name="calendars.list"),
     Route("/api/calendars", create_calendar, methods=["POST"], name="calendars.create"),
+    # Before the calendar routes (`remote` is no int, so it could never match them anyway).
+    Route("/api/calendars/remote", remote_calendars, methods=["GET"], name="calendars.remote"),
     Route(_ONE, get_calendar, methods=["GET"], name="calendars.get"),
     Route(_ONE, update_calendar, methods=["PATCH"], name="calendars.update"),
     Route(_ONE, delete_calendar, methods=["DELETE"], name="calendars.delete"),

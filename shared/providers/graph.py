@@ -11,14 +11,20 @@ from json import loads as json_loads
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 from urllib.request import getproxies, proxy_bypass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 from yarl import URL
 
 from shared.dry_run import current_dry_run
 from shared.errors import ProviderError, ProviderTimeout, RemoteCalendarNotFound
-from shared.providers._base import CalendarRef, ProviderEvent
+from shared.providers._base import CalendarRef, ProviderEvent, RemoteCalendar
+from shared.providers._graph_json import (
+    event_body,
+    page_items,
+    parse_calendar,
+    parse_event,
+    utc_iso,
+)
 from shared.validation import is_mailbox, is_provider_id
 
 _log = logging.getLogger(__name__)
@@ -30,8 +36,6 @@ _BACKOFF_BASE_S = 0.05
 _PAGE_SIZE = 100
 # A server that keeps handing out nextLinks must not keep us paging forever.
 _MAX_PAGES = 1000
-_PRIVATE_SENSITIVITIES = frozenset({"private", "confidential"})
-_GRAPH_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f0"
 
 
 class _Answer(NamedTuple):
@@ -92,8 +96,8 @@ class GraphProvider:
     ) -> list[ProviderEvent]:
         """Events of `calendar` overlapping [start, end), in UTC, ordered by start."""
         params = {
-            "startDateTime": _utc_iso(start, "start"),
-            "endDateTime": _utc_iso(end, "end"),
+            "startDateTime": utc_iso(start, "start"),
+            "endDateTime": utc_iso(end, "end"),
             "$top": str(_PAGE_SIZE),
         }
         url: str | None = f"{self._calendar_url(calendar)}/calendarView"
@@ -107,35 +111,70 @@ class GraphProvider:
                 )
             pages += 1
             page = await self._request("GET", url, params=params, calendar=calendar)
-            events.extend(_parse_event(item) for item in _page_items(page))
+            assert page is not None  # only missing_ok requests answer None
+            events.extend(parse_event(item) for item in page_items(page))
             url = self._next_link(page)
             # A nextLink carries every query parameter it needs.
             params = None
         events.sort(key=lambda e: (e.start, e.end, e.event_id))
         return events
 
+    async def list_calendars(self, mailbox: str) -> list[RemoteCalendar]:
+        """The calendars of `mailbox` (GET /users/{mailbox}/calendars, every page), by name."""
+        if not is_mailbox(mailbox):
+            raise ProviderError(f"graph: {mailbox[:100]!r} is not a mailbox address")
+        url: str | None = f"{self.base_url}/users/{quote(mailbox, safe='@')}/calendars"
+        params: dict[str, str] | None = {"$top": str(_PAGE_SIZE)}
+        found: list[RemoteCalendar] = []
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                break
+            page = await self._request("GET", url, params=params)
+            assert page is not None  # only missing_ok requests answer None
+            found.extend(parse_calendar(item, mailbox) for item in page_items(page))
+            url, params = self._next_link(page), None
+        else:
+            raise ProviderError(
+                f"graph: the calendars of {mailbox} still had more pages after {_MAX_PAGES}"
+            )
+        found.sort(key=lambda c: (c.name.casefold(), c.id))
+        return found
+
     async def create_event(self, calendar: CalendarRef, event: ProviderEvent) -> str:
         """POST `event` into `calendar`; return the id the remote API assigned to it."""
-        body = {
-            "subject": event.subject,
-            "start": {"dateTime": _graph_datetime(event.start, "start"), "timeZone": "UTC"},
-            "end": {"dateTime": _graph_datetime(event.end, "end"), "timeZone": "UTC"},
-            "location": {"displayName": event.location},
-            "categories": list(event.categories),
-            "sensitivity": "private" if event.is_private else "normal",
-        }
+        body = event_body(event)
         url = f"{self._calendar_url(calendar)}/events"
         dry = current_dry_run()
         if dry is not None:  # a dry run records the write it would make
             return dry.record_remote_write(self.name, "POST", urlsplit(url).path, body)
         created = await self._request("POST", url, json=body, calendar=calendar)
-        event_id = created.get("id")
+        event_id = None if created is None else created.get("id")
         if not isinstance(event_id, str) or not event_id:
             raise ProviderError(
                 f"graph: creating an event in calendar {calendar.id} returned no event id "
                 f"(got id={event_id!r})"
             )
         return event_id
+
+    async def update_event(self, calendar: CalendarRef, event_id: str, event: ProviderEvent) -> str:
+        """PATCH event `event_id` to equal `event`; one gone meanwhile is created anew (its id)."""
+        url = f"{self._calendar_url(calendar)}/events/{quote(event_id, safe='')}"
+        body = event_body(event)
+        dry = current_dry_run()
+        if dry is not None:
+            return dry.record_remote_write(self.name, "PATCH", urlsplit(url).path, body)
+        if await self._request("PATCH", url, json=body, missing_ok=True) is None:
+            return await self.create_event(calendar, event)
+        return event_id
+
+    async def delete_event(self, calendar: CalendarRef, event_id: str) -> None:
+        """DELETE event `event_id` of `calendar`; one already gone is fine."""
+        url = f"{self._calendar_url(calendar)}/events/{quote(event_id, safe='')}"
+        dry = current_dry_run()
+        if dry is not None:
+            dry.record_remote_write(self.name, "DELETE", urlsplit(url).path, None)
+            return
+        await self._request("DELETE", url, missing_ok=True)
 
     async def has_calendar(self, calendar: CalendarRef) -> bool:
         """True when the calendar is in `calendar.mailbox` (GET /users/{mailbox}/calendars/{id})."""
@@ -207,7 +246,9 @@ class GraphProvider:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         calendar: CalendarRef | None = None,
-    ) -> dict[str, Any]:
+        missing_ok: bool = False,
+    ) -> dict[str, Any] | None:
+        """The JSON answer; None for a 404 when `missing_ok` (an event already gone)."""
         where = f"{method} {urlsplit(url).path}"
         # Our URLs are quoted already (ids may hold '/'), and a nextLink is used as sent.
         target = URL(url, encoded=True)
@@ -251,6 +292,8 @@ class GraphProvider:
                 )
                 await asyncio.sleep(delay_s)
                 continue
+            if answer.status == 404 and missing_ok:
+                return None
             if answer.status == 404 and calendar is not None:
                 raise RemoteCalendarNotFound(
                     f"calendar {calendar.id}: the remote calendar {calendar.provider_id!r} is "
@@ -266,6 +309,8 @@ class GraphProvider:
             tried = f" after {attempts} attempts" if status in _RETRY_STATUSES else ""
             message = self._redact(_remote_message(answer))
             raise ProviderError(f"graph: {where} answered {status}{tried}: {message}")
+        if status == 204 or not answer.body.strip():
+            return {}  # DELETE answers 204 No Content
         try:
             body = json_loads(answer.body)
         except ValueError as exc:
@@ -331,83 +376,3 @@ def _remote_message(answer: _Answer) -> str:
             return f"{code}: {message}" if isinstance(code, str) and code else message
     text = answer.text.strip()[:200]
     return text or answer.reason or "no error message"
-
-
-def _page_items(page: Mapping[str, Any]) -> list[Any]:
-    items = page.get("value")
-    if not isinstance(items, list):
-        raise ProviderError(
-            f"graph: calendarView page has no 'value' list (got {type(items).__name__})"
-        )
-    return items
-
-
-def _parse_event(item: Any) -> ProviderEvent:
-    """A Graph event JSON object as a ProviderEvent; ProviderError naming the event if malformed."""
-    if not isinstance(item, dict):
-        raise ProviderError(f"graph: expected an event object, got {type(item).__name__}")
-    event_id = item.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        raise ProviderError(f"graph: event without an id: {str(item)[:200]}")
-    location = item.get("location") or {}
-    categories = item.get("categories") or []
-    sensitivity = item.get("sensitivity") or "normal"
-    subject = item.get("subject") or ""
-    if not isinstance(location, dict) or not isinstance(categories, list):
-        raise ProviderError(f"graph: event {event_id!r} has a malformed location or categories")
-    if not isinstance(subject, str) or not isinstance(sensitivity, str):
-        raise ProviderError(f"graph: event {event_id!r} has a malformed subject or sensitivity")
-    start = _parse_time(item.get("start"), event_id, "start")
-    end = _parse_time(item.get("end"), event_id, "end")
-    return ProviderEvent(
-        event_id=event_id,
-        subject=subject,
-        start=start,
-        end=end,
-        location=str(location.get("displayName") or ""),
-        categories=tuple(str(c) for c in categories),
-        is_private=sensitivity.lower() in _PRIVATE_SENSITIVITIES,
-    )
-
-
-def _parse_time(value: Any, event_id: str, which: str) -> datetime:
-    """A Graph dateTimeTimeZone ({"dateTime", "timeZone"}) as an aware UTC datetime."""
-    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
-        raise ProviderError(f"graph: event {event_id!r} has no {which}.dateTime (got {value!r})")
-    raw, zone_name = value["dateTime"], value.get("timeZone") or "UTC"
-    try:
-        # Graph sends 7 fractional digits; fromisoformat (3.11+) accepts and truncates them.
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ProviderError(
-            f"graph: event {event_id!r} has an invalid {which}.dateTime {raw!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_zone(zone_name, event_id, which))
-    return moment.astimezone(UTC)
-
-
-def _zone(name: Any, event_id: str, which: str) -> ZoneInfo:
-    if not isinstance(name, str):
-        raise ProviderError(f"graph: event {event_id!r} has an invalid {which}.timeZone {name!r}")
-    try:
-        return ZoneInfo("UTC" if name.upper() in ("UTC", "Z") else name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
-        raise ProviderError(
-            f"graph: event {event_id!r} has {which}.timeZone {name!r}, which is neither UTC nor "
-            "an IANA zone name (Windows zone names are not supported)"
-        ) from None
-
-
-def _require_aware(moment: datetime, which: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{which}={moment.isoformat()!r} must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
-def _utc_iso(moment: datetime, which: str) -> str:
-    return _require_aware(moment, which).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _graph_datetime(moment: datetime, which: str) -> str:
-    return _require_aware(moment, which).strftime(_GRAPH_DATETIME_FORMAT)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from shared.db import Database
 from shared.providers import ProviderRegistry
+from shared.services.action_items import ActionItemService
 from shared.services.appointments import AppointmentService
 from shared.services.archive import ArchiveService, default_window, find_overlaps
+from shared.services.audit import AuditService
 from shared.services.calendars import CalendarService
 from shared.services.jobs import JobService
+from shared.services.timesheets import TimesheetService
 from shared.services.tokens import TokenService
 from shared.services.users import UserService
 
 __all__ = [
+    "ActionItemService",
     "AppointmentService",
     "ArchiveService",
+    "AuditService",
     "CalendarService",
     "JobService",
     "Services",
+    "TimesheetService",
     "TokenService",
     "UserService",
     "default_window",
@@ -33,4 +39,7 @@ class Services:
         self.calendars = CalendarService(db, providers)
         self.appointments = AppointmentService(db)
         self.archive = ArchiveService(db, providers)
+        self.action_items = ActionItemService(db, providers)
+        self.timesheets = TimesheetService(db)
+        self.audit = AuditService(db)
         self.jobs = JobService(db, lease_s=db.settings.job_lease_s)

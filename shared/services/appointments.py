@@ -1,4 +1,8 @@
-"""Appointments: list by calendar and window in a timezone, paginated; CRUD with owner rules."""
+"""Appointments: list by calendar and window in a timezone, paginated; CRUD with owner rules.
+
+Archived copies (written by archive runs) are immutable here: only a replace-mode run
+changes them. A series (an RRULE) and its exceptions are checked against each other.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Actor
 from shared.db import Database
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.inputs.appointments import check_recurrence, check_time_order
 from shared.models import Appointment
 from shared.pagination import Page
+from shared.providers._base import PRIVATE_SENSITIVITIES
+from shared.recurrence import Recurrence, is_occurrence
 from shared.repositories import AppointmentRepository, CalendarRepository
 from shared.representation import appointment_json
 from shared.services.calendars import owned_or_404
-from shared.validation import AppointmentQuery, check_time_order
+from shared.validation import AppointmentQuery
 
 _FIELD_COLUMNS = {"start": "start_at", "end": "end_at"}
 
@@ -65,9 +72,9 @@ class AppointmentService:
             async with self.db.session() as session:
                 calendar = await CalendarRepository(session).get(calendar_id)
                 owned_or_404(calendar, calendar_id, actor)
-                appointment = await AppointmentRepository(session).add(
-                    Appointment(calendar_id=calendar_id, **values)
-                )
+                appointment = Appointment(calendar_id=calendar_id, **values)
+                await self._check_exception(session, appointment)
+                await AppointmentRepository(session).add(appointment)
                 return appointment_json(appointment)
         except IntegrityError:
             raise Conflict(
@@ -78,11 +85,29 @@ class AppointmentService:
     async def update(
         self, actor: Actor, appointment_id: int, values: dict[str, Any]
     ) -> dict[str, Any]:
+        """Change an appointment; 409 for an archived copy (replace mode alone changes those)."""
         async with self.db.session() as session:
             appointment = await self._owned(session, actor, appointment_id)
+            _refuse_copy(appointment, "changed")
             for field, value in values.items():
                 setattr(appointment, _FIELD_COLUMNS.get(field, field), value)
+            if "sensitivity" not in values and "is_private" in values:
+                if values["is_private"]:
+                    appointment.sensitivity = "private"
+                elif appointment.sensitivity in PRIVATE_SENSITIVITIES:
+                    appointment.sensitivity = "normal"
             check_time_order(appointment.start_at, appointment.end_at)
+            if "recurrence" in values and values["recurrence"] is not None:
+                appointment.recurrence = check_recurrence(
+                    values["recurrence"], appointment.start_at
+                ).to_json()
+            elif appointment.recurrence is not None and {"start", "end"} & set(values):
+                check_recurrence(
+                    _as_input(Recurrence.from_json(appointment.recurrence)), appointment.start_at
+                )
+            if (appointment.series_id is None) != (appointment.original_start is None):
+                raise _invalid("original_start", "series_id and original_start go together")
+            await self._check_exception(session, appointment)
             # Read before the flush: a failed flush expires the instance's attributes.
             calendar_id, event_id = appointment.calendar_id, appointment.provider_event_id
             try:
@@ -95,8 +120,10 @@ class AppointmentService:
             return appointment_json(appointment)
 
     async def delete(self, actor: Actor, appointment_id: int) -> None:
+        """Delete an appointment (a series with its exceptions); 409 for an archived copy."""
         async with self.db.session() as session:
             appointment = await self._owned(session, actor, appointment_id)
+            _refuse_copy(appointment, "deleted")
             await AppointmentRepository(session).delete(appointment)
 
     async def _owned(self, session: AsyncSession, actor: Actor, appointment_id: int) -> Appointment:
@@ -106,3 +133,59 @@ class AppointmentService:
             if calendar is not None and (calendar.owner_id == actor.user_id or actor.is_admin):
                 return appointment
         raise NotFound(f"appointment {appointment_id} not found")
+
+    async def _check_exception(self, session: AsyncSession, appointment: Appointment) -> None:
+        """An exception names a series of its own calendar and one of that series' starts."""
+        if appointment.series_id is None:
+            return
+        if appointment.recurrence is not None:
+            raise _invalid("recurrence", "an exception of a series cannot recur itself")
+        series = await AppointmentRepository(session).get(appointment.series_id)
+        if (
+            series is None
+            or series.calendar_id != appointment.calendar_id
+            or series.recurrence is None
+            or series.id == appointment.id
+        ):
+            raise _invalid(
+                "series_id",
+                f"appointment {appointment.series_id} is not a recurring series of calendar "
+                f"{appointment.calendar_id}",
+            )
+        assert appointment.original_start is not None
+        if not is_occurrence(
+            series.start_at, Recurrence.from_json(series.recurrence), appointment.original_start
+        ):
+            raise _invalid(
+                "original_start",
+                f"series {series.id} has no occurrence starting at "
+                f"{appointment.original_start.isoformat()}",
+            )
+
+
+def _refuse_copy(appointment: Appointment, what: str) -> None:
+    if appointment.is_archived_copy:
+        made_by = (
+            f" by archive configuration {appointment.archive_config_id}"
+            if appointment.archive_config_id is not None
+            else ""
+        )
+        raise Conflict(
+            f"appointment {appointment.id} is an archived copy{made_by} and cannot be {what}: "
+            "archived copies are immutable (a replace-mode archive run is the only way they "
+            "change)"
+        )
+
+
+def _as_input(recurrence: Recurrence) -> dict[str, Any]:
+    return {
+        "rrule": recurrence.rrule,
+        "timezone": recurrence.timezone,
+        "exdates": list(recurrence.exdates),
+    }
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"invalid appointment: check {field}", details=[{"field": field, "message": message}]
+    )

@@ -1,42 +1,47 @@
-"""Archiving: configuration CRUD, running a configuration over a window, and the action log."""
+"""Archiving: configuration CRUD (calendars by id or URI), running a configuration over a
+window (rules, overlaps, decisions, append or replace), and the action log."""
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.archive_plan import RunPlan, plan_run
+from shared.archive_repositories import ActionItemRepository
 from shared.auth import Actor
+from shared.calendar_uris import CalendarUri
 from shared.db import Database
-from shared.errors import (
-    AppError,
-    Conflict,
-    NotFound,
-    ProviderError,
-    RemoteCalendarNotFound,
-    ValidationFailed,
-)
-from shared.models import ActionLog, Appointment, ArchiveConfiguration, Calendar, utcnow
+from shared.errors import AppError, Conflict, NotFound, RemoteCalendarNotFound, ValidationFailed
+from shared.models import ActionItem, ActionLog, ArchiveConfiguration, Calendar, utcnow
+from shared.overlaps import find_overlaps
 from shared.pagination import Page, PageRequest
-from shared.providers import CalendarRef, ProviderEvent, ProviderRegistry
+from shared.providers import ProviderRegistry
 from shared.repositories import (
     ActionLogRepository,
-    AppointmentRepository,
     ArchiveConfigRepository,
     CalendarRepository,
 )
 from shared.representation import action_log_json, archive_config_json
+from shared.services.action_items import load_decisions, record_conflicts
+from shared.services.archive_writer import ArchiveWriter, WriteResult
+from shared.services.audit import record
+from shared.services.calendar_resolver import CalendarResolver
 from shared.services.calendars import calendar_ref
+from shared.timesheet_rules import DEFAULT_CATEGORIES
+
+__all__ = ["ArchiveService", "day_window", "default_window", "find_overlaps"]
 
 ProgressCallback = Callable[[int, int], None]
-_MAX_OVERLAPS_RECORDED = 100
-_log = logging.getLogger(__name__)
+_MAX_RECORDED = 100
+_CALENDAR_FIELDS = (
+    ("source_calendar", "source_calendar_id"),
+    ("archive_calendar", "archive_calendar_id"),
+)
 
 
 def default_window(config: ArchiveConfiguration, today: date) -> tuple[datetime, datetime]:
@@ -53,21 +58,12 @@ def day_window(
     return start, end
 
 
-def find_overlaps(events: Sequence[ProviderEvent]) -> list[tuple[str, str]]:
-    """Pairs (earlier, later) of events whose times overlap; `events` sorted by start."""
-    pairs: list[tuple[str, str]] = []
-    active: list[ProviderEvent] = []
-    for event in events:
-        active = [a for a in active if a.end > event.start]
-        pairs.extend((a.event_id, event.event_id) for a in active)
-        active.append(event)
-    return pairs
-
-
 class ArchiveService:
     def __init__(self, db: Database, providers: ProviderRegistry) -> None:
         self.db = db
         self.providers = providers
+        self.writer = ArchiveWriter(db, providers)
+        self.resolver = CalendarResolver(providers)
 
     # -- configurations -----------------------------------------------------------------------
 
@@ -76,8 +72,9 @@ class ArchiveService:
             result = await ArchiveConfigRepository(session).page(
                 None if actor.is_admin else actor.user_id, page
             )
+            calendars = await _calendars_of(session, result.items)
         return Page(
-            [archive_config_json(c) for c in result.items],
+            [archive_config_json(c, calendars) for c in result.items],
             result.page,
             result.per_page,
             result.total,
@@ -86,23 +83,35 @@ class ArchiveService:
     async def get_config(self, actor: Actor, config_id: int) -> dict[str, Any]:
         async with self.db.read_session() as session:
             config = await self._owned_config(session, actor, config_id)
-        return archive_config_json(config)
+            calendars = await _calendars_of(session, [config])
+        return archive_config_json(config, calendars)
 
     async def create_config(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
+        """A new configuration of the actor's calendars (by id, or by URI resolved here)."""
+        values = await self._resolve_calendars(actor, values)
+        if values.get("purpose") == "timesheet" and not values.get("timesheet_categories"):
+            values["timesheet_categories"] = list(DEFAULT_CATEGORIES)
         async with self.db.session() as session:
             await self._check_calendars(
                 session, actor, values["source_calendar_id"], values["archive_calendar_id"]
             )
+            _check_distinct(values["source_calendar_id"], values["archive_calendar_id"])
             config = await ArchiveConfigRepository(session).add(
                 ArchiveConfiguration(owner_id=actor.user_id, **values)
             )
-            return archive_config_json(config)
+            after = archive_config_json(config, await _calendars_of(session, [config]))
+            await record(
+                session, actor.label, "archive_config.create", _target(config), after=after
+            )
+            return after
 
     async def update_config(
         self, actor: Actor, config_id: int, values: dict[str, Any]
     ) -> dict[str, Any]:
+        values = await self._resolve_calendars(actor, values)
         async with self.db.session() as session:
             config = await self._owned_config(session, actor, config_id)
+            before = archive_config_json(config, await _calendars_of(session, [config]))
             if "source_calendar_id" in values or "archive_calendar_id" in values:
                 # Checked before the row changes: a lookup would otherwise autoflush a row
                 # pointing at a calendar that does not exist (an IntegrityError, a 500).
@@ -114,23 +123,30 @@ class ArchiveService:
                 )
             for key, value in values.items():
                 setattr(config, key, value)
-            if config.source_calendar_id == config.archive_calendar_id:
-                raise ValidationFailed(
-                    "invalid archive configuration: check archive_calendar_id",
-                    details=[
-                        {
-                            "field": "archive_calendar_id",
-                            "message": "must differ from source_calendar_id",
-                        }
-                    ],
-                )
+            _check_distinct(config.source_calendar_id, config.archive_calendar_id)
+            if config.purpose == "timesheet" and not config.timesheet_categories:
+                config.timesheet_categories = list(DEFAULT_CATEGORIES)
             await session.flush()
-            return archive_config_json(config)
+            after = archive_config_json(config, await _calendars_of(session, [config]))
+            if after != before:
+                await record(
+                    session,
+                    actor.label,
+                    "archive_config.update",
+                    _target(config),
+                    before=before,
+                    after=after,
+                )
+            return after
 
     async def delete_config(self, actor: Actor, config_id: int) -> None:
         async with self.db.session() as session:
             config = await self._owned_config(session, actor, config_id)
+            before = archive_config_json(config, await _calendars_of(session, [config]))
             await ArchiveConfigRepository(session).delete(config)
+            await record(
+                session, actor.label, "archive_config.delete", _target(config), before=before
+            )
 
     # -- running ------------------------------------------------------------------------------
 
@@ -144,12 +160,15 @@ class ArchiveService:
         today: date | None = None,
         on_progress: ProgressCallback | None = None,
         label: str | None = None,
+        mode: Literal["append", "replace"] | None = None,
     ) -> dict[str, Any]:
         """Archive the configuration's window; returns the action log row it wrote.
 
-        Private and excluded-category events are skipped, events already in the archive
-        calendar (same provider event id) are counted as duplicates, so re-running a window
-        archives nothing new. A provider failure still writes a `failed` log row, then raises.
+        Private and excluded events are skipped (a timesheet keeps business time only);
+        overlaps are resolved by the rules unless allowed, and those left open become action
+        items whose events wait for a decision. `mode` (default: the configuration's) appends
+        new events, or replaces the window's copies with the source's; re-running a window
+        changes nothing. A provider failure still writes a `failed` log row, then raises.
         `label` names who ran it in the log when no actor does (default "system").
         """
         started = utcnow()
@@ -168,25 +187,34 @@ class ArchiveService:
                 raise Conflict(f"archive configuration {config_id} refers to a deleted calendar")
             source_ref = await calendar_ref(session, source)
             archive_ref = await calendar_ref(session, archive)
-        window_start, window_end = default_window(
-            config, today or datetime.now(ZoneInfo(config.timezone)).date()
-        )
-        window_start, window_end = start or window_start, end or window_end
-        if window_end <= window_start:
-            raise ValidationFailed(
-                "invalid archive run: check end",
-                details=[{"field": "end", "message": "must be after start"}],
+            window_start, window_end = default_window(
+                config, today or datetime.now(ZoneInfo(config.timezone)).date()
             )
+            window_start, window_end = start or window_start, end or window_end
+            if window_end <= window_start:
+                raise ValidationFailed(
+                    "invalid archive run: check end",
+                    details=[{"field": "end", "message": "must be after start"}],
+                )
+            decisions, open_items = await load_decisions(
+                session, config.id, window_start, window_end
+            )
+        who = actor.label if actor else label or "system"
         entry = ActionLog(
             config_id=config.id,
-            actor=actor.label if actor else label or "system",
+            actor=who,
             window_start=window_start,
             window_end=window_end,
             started_at=started,
+            mode=mode or config.mode,
             archived=0,
             skipped=0,
             duplicate=0,
             overlap=0,
+            added=0,
+            updated=0,
+            removed=0,
+            unchanged=0,
             errors=[],
             details={},
         )
@@ -199,86 +227,66 @@ class ArchiveService:
             entry.errors = [exc.message]
             await self._write_log(entry, clock)
             raise
+        plan = plan_run(
+            events,
+            excluded_categories=config.excluded_categories or (),
+            allow_overlaps=config.allow_overlaps,
+            purpose=config.purpose,
+            timesheet_categories=config.timesheet_categories or (),
+            decisions=decisions,
+        )
         try:
-            await self._archive(config, source, archive_ref, archive, events, entry, on_progress)
+            result = await self.writer.write(
+                config_id=config.id,
+                source=source,
+                archive=archive,
+                archive_ref=archive_ref,
+                events=plan.selected,
+                held=plan.held_ids,
+                window=(window_start, window_end),
+                mode="replace" if entry.mode == "replace" else "append",
+                on_progress=on_progress,
+            )
         except RemoteCalendarNotFound as exc:
             entry.status = "failed"
             entry.errors = [exc.message]
             await self._write_log(entry, clock)
             raise
-        return await self._write_log(entry, clock)
+        _count(entry, plan, result, len(events))
+        return await self._write_log(entry, clock, plan=plan, open_items=open_items)
 
-    async def _archive(
+    async def _write_log(
         self,
-        config: ArchiveConfiguration,
-        source: Calendar,
-        archive_ref: CalendarRef,
-        archive: Calendar,
-        events: list[ProviderEvent],
         entry: ActionLog,
-        on_progress: ProgressCallback | None,
-    ) -> None:
-        excluded = {c.casefold() for c in config.excluded_categories or ()}
-        candidates = []
-        for event in events:
-            if event.is_private or any(c.casefold() in excluded for c in event.categories):
-                entry.skipped += 1
-            else:
-                candidates.append(event)
-        overlaps = find_overlaps(candidates)
-        entry.overlap = len({later for _, later in overlaps} | {first for first, _ in overlaps})
-        entry.details = {
-            "overlaps": [list(p) for p in overlaps[:_MAX_OVERLAPS_RECORDED]],
-            "events_read": len(events),
-        }
-        errors: list[str] = []
-        remote = None if archive.provider == "local" else self.providers.get(archive.provider)
-        # A concurrent run of the same window may insert the same event first; the unique
-        # (calendar, provider event id) constraint catches it and we count it as a duplicate.
-        for attempt in range(2):
-            try:
-                async with self.db.session() as session:
-                    repo = AppointmentRepository(session)
-                    existing = await repo.existing_event_ids(
-                        archive.id, [e.event_id for e in candidates]
-                    )
-                    origin = (
-                        await repo.ids_by_event(source.id, [e.event_id for e in candidates])
-                        if source.provider == "local"
-                        else {}
-                    )
-                    fresh = [e for e in candidates if e.event_id not in existing]
-                    copies = []
-                    for done, event in enumerate(fresh, 1):
-                        if remote is not None:
-                            try:
-                                await remote.create_event(archive_ref, event)
-                            except RemoteCalendarNotFound:
-                                # Not one event's failure: the calendar is out of reach.
-                                raise
-                            except ProviderError as exc:
-                                errors.append(f"{event.event_id}: {exc.message}")
-                                continue
-                        copies.append(_copy(event, archive.id, origin.get(event.event_id)))
-                        if on_progress is not None:
-                            on_progress(done, len(fresh))
-                    await repo.add_all(copies)
-                entry.archived = len(copies)
-                entry.duplicate = len(candidates) - len(fresh)
-                break
-            except IntegrityError:
-                if attempt == 1:
-                    raise
-                _log.info("archive run of config %s raced another run; retrying", config.id)
-                errors.clear()
-        entry.errors = errors
-        entry.status = "partial" if errors else "success"
-
-    async def _write_log(self, entry: ActionLog, clock: float) -> dict[str, Any]:
+        clock: float,
+        *,
+        plan: RunPlan | None = None,
+        open_items: dict[str, ActionItem] | None = None,
+    ) -> dict[str, Any]:
+        """The log row and the run's action items, in one transaction."""
         entry.finished_at = utcnow()
         entry.duration_ms = round((time.perf_counter() - clock) * 1000)
         async with self.db.session() as session:
             await ActionLogRepository(session).add(entry)
+            if plan is not None and entry.config_id is not None:
+                # Re-read in this session, still open: another run or a person may have
+                # resolved one since the run read it.
+                items = {}
+                for key, item in (open_items or {}).items():
+                    fresh = await ActionItemRepository(session).get(item.id, for_update=True)
+                    if fresh is not None and fresh.state == "open":
+                        items[key] = fresh
+                ids = await record_conflicts(
+                    session,
+                    config_id=entry.config_id,
+                    log_id=entry.id,
+                    actor=entry.actor,
+                    conflicts=plan.conflicts,
+                    open_items=items,
+                    window=(entry.window_start, entry.window_end),
+                )
+                entry.details = {**entry.details, "action_items": ids}
+                await session.flush()
             return action_log_json(entry)
 
     async def action_log(
@@ -309,6 +317,21 @@ class ArchiveService:
             raise NotFound(f"archive configuration {config_id} not found")
         return config
 
+    async def _resolve_calendars(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
+        """`source_calendar`/`archive_calendar` URIs replaced by the ids of the actor's rows."""
+        values = dict(values)
+        uris: dict[str, CalendarUri] = {
+            field: values.pop(field) for field, _ in _CALENDAR_FIELDS if field in values
+        }
+        if not uris:
+            return values
+        async with self.db.read_session() as session:
+            for field, id_field in _CALENDAR_FIELDS:
+                if field in uris:
+                    calendar = await self.resolver.row(session, actor, uris[field], field)
+                    values[id_field] = calendar.id
+        return values
+
     async def _check_calendars(
         self, session: AsyncSession, actor: Actor, source_id: int, archive_id: int
     ) -> None:
@@ -327,15 +350,43 @@ class ArchiveService:
             )
 
 
-def _copy(event: ProviderEvent, calendar_id: int, origin_id: int | None) -> Appointment:
-    return Appointment(
-        calendar_id=calendar_id,
-        subject=event.subject,
-        start_at=event.start,
-        end_at=event.end,
-        location=event.location,
-        categories=list(event.categories),
-        is_private=event.is_private,
-        provider_event_id=event.event_id,
-        archived_from_id=origin_id,
-    )
+def _check_distinct(source_id: int, archive_id: int) -> None:
+    if source_id == archive_id:
+        raise ValidationFailed(
+            "invalid archive configuration: check archive_calendar_id",
+            details=[
+                {"field": "archive_calendar_id", "message": "must differ from source_calendar_id"}
+            ],
+        )
+
+
+def _count(entry: ActionLog, plan: RunPlan, result: WriteResult, read: int) -> None:
+    entry.skipped = len(plan.skipped)
+    entry.overlap = plan.overlap_count
+    entry.added, entry.updated = result.added, result.updated
+    entry.removed, entry.unchanged = result.removed, result.unchanged
+    # The counts the log had before replace mode: archived is added, duplicate unchanged.
+    entry.archived, entry.duplicate = result.added, result.unchanged
+    entry.errors = result.errors
+    entry.status = "partial" if result.errors else "success"
+    entry.details = {
+        "events_read": read,
+        "overlaps": [list(p) for p in plan.overlaps[:_MAX_RECORDED]],
+        "yielded": [
+            {"event_id": y.loser, "to": y.winner, "rule": y.rule}
+            for y in plan.yielded[:_MAX_RECORDED]
+        ],
+        "declined": plan.declined[:_MAX_RECORDED],
+        "held": sorted(plan.held_ids)[:_MAX_RECORDED],
+    }
+
+
+async def _calendars_of(
+    session: AsyncSession, configs: list[ArchiveConfiguration]
+) -> dict[int, Calendar]:
+    ids = [c.source_calendar_id for c in configs] + [c.archive_calendar_id for c in configs]
+    return await CalendarRepository(session).by_ids(ids)
+
+
+def _target(config: ArchiveConfiguration) -> str:
+    return f"archive_config:{config.id}"

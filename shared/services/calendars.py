@@ -1,4 +1,5 @@
-"""Calendars: CRUD with owner rules, and reading a calendar's remote events from its provider."""
+"""Calendars: CRUD with owner rules and URIs, reading a calendar's remote events, and
+discovering the remote calendars a user's mailbox holds."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Actor
+from shared.calendar_uris import CalendarUri
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, RemoteCalendarNotFound, ValidationFailed
 from shared.models import Calendar
 from shared.pagination import Page, PageRequest
 from shared.providers import CalendarRef, ProviderRegistry
 from shared.repositories import CalendarRepository, UserRepository
 from shared.representation import calendar_json, instant
+from shared.services.audit import record
+from shared.services.calendar_resolver import CalendarResolver, own_mailbox
 
 
 def owned_or_404(calendar: Calendar | None, calendar_id: int, actor: Actor) -> Calendar:
@@ -25,15 +29,23 @@ def owned_or_404(calendar: Calendar | None, calendar_id: int, actor: Actor) -> C
 
 
 async def calendar_ref(session: AsyncSession, calendar: Calendar) -> CalendarRef:
-    """How a provider addresses `calendar`: in the mailbox its owner is bound to."""
+    """How a provider addresses `calendar`: in its own mailbox (admins' calendars may name
+    one) or the mailbox its owner is bound to."""
     owner = await UserRepository(session).get(calendar.owner_id)
-    return CalendarRef(calendar.id, calendar.provider_id, owner.calendar_mailbox if owner else None)
+    if calendar.mailbox is not None and (owner is None or not owner.is_admin):
+        raise RemoteCalendarNotFound(
+            f"calendar {calendar.id} is in mailbox {calendar.mailbox}, which only an admin's "
+            "calendars may reach"
+        )
+    mailbox = calendar.mailbox or (owner.calendar_mailbox if owner else None)
+    return CalendarRef(calendar.id, calendar.provider_id, mailbox)
 
 
 class CalendarService:
     def __init__(self, db: Database, providers: ProviderRegistry) -> None:
         self.db = db
         self.providers = providers
+        self.resolver = CalendarResolver(providers)
 
     async def list(self, actor: Actor, page: PageRequest) -> Page[dict[str, Any]]:
         async with self.db.read_session() as session:
@@ -52,25 +64,61 @@ class CalendarService:
         return calendar_json(calendar)
 
     async def create(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
-        """Create a calendar; a remote one must exist in the actor's own mailbox (else 403)."""
-        if values.get("provider", "local") != "local" and values.get("provider_id"):
+        """Create a calendar, by fields or by `uri`; a remote one must be in the actor's mailbox
+        (another mailbox only for admins), else 403."""
+        values = dict(values)
+        uri: CalendarUri | None = values.pop("uri", None)
+        if uri is not None:
             async with self.db.read_session() as session:
-                owner = await UserRepository(session).get(actor.user_id)
-            mailbox = owner.calendar_mailbox if owner else None
+                own = await own_mailbox(session, actor)
+            values.update(
+                await self._resolve(
+                    actor,
+                    uri,
+                    values.get("name"),
+                    owner_mailbox=own,
+                    owner_is_admin=actor.is_admin,
+                )
+            )
+        elif values.get("provider", "local") != "local" and values.get("provider_id"):
+            async with self.db.read_session() as session:
+                mailbox = await own_mailbox(session, actor)
             await self._check_remote(
                 values["provider"], CalendarRef(0, values["provider_id"], mailbox), is_own=True
             )
         async with self.db.session() as session:
+            if uri is not None and uri.provider == "local":
+                await self._check_local_name_free(session, actor, values["name"])
             calendar = await CalendarRepository(session).add(
                 Calendar(owner_id=actor.user_id, **values)
             )
-            return calendar_json(calendar)
+            after = calendar_json(calendar)
+            await record(session, actor.label, "calendar.create", _target(calendar), after=after)
+            return after
 
     async def update(
         self, actor: Actor, calendar_id: int, values: dict[str, Any]
     ) -> dict[str, Any]:
-        """Change a calendar; re-pointing it at a remote calendar checks the owner's mailbox."""
-        if "provider" in values or "provider_id" in values:
+        """Change a calendar; re-pointing it (by fields or `uri`) checks the remote calendar."""
+        values = dict(values)
+        uri: CalendarUri | None = values.pop("uri", None)
+        if uri is not None:
+            async with self.db.read_session() as session:
+                calendar = owned_or_404(
+                    await CalendarRepository(session).get(calendar_id), calendar_id, actor
+                )
+                owner = await UserRepository(session).get(calendar.owner_id)
+            # A local URI names the calendar; a remote one keeps the name it has.
+            keep_name = None if uri.provider == "local" else calendar.name
+            resolved = await self._resolve(
+                actor,
+                uri,
+                values.get("name") or keep_name,
+                owner_mailbox=owner.calendar_mailbox if owner else None,
+                owner_is_admin=owner is not None and owner.is_admin,
+            )
+            values = {**resolved, **{k: v for k, v in values.items() if k == "role"}}
+        elif "provider" in values or "provider_id" in values:
             async with self.db.read_session() as session:
                 calendar = owned_or_404(
                     await CalendarRepository(session).get(calendar_id), calendar_id, actor
@@ -88,8 +136,11 @@ class CalendarService:
             calendar = owned_or_404(
                 await CalendarRepository(session).get(calendar_id), calendar_id, actor
             )
+            before = calendar_json(calendar)
             for key, value in values.items():
                 setattr(calendar, key, value)
+            if calendar.provider == "local":
+                calendar.mailbox = None
             if calendar.provider == "graph" and not calendar.provider_id:
                 raise ValidationFailed(
                     "invalid calendar: check provider_id",
@@ -98,7 +149,17 @@ class CalendarService:
                     ],
                 )
             await session.flush()
-            return calendar_json(calendar)
+            after = calendar_json(calendar)
+            if after != before:
+                await record(
+                    session,
+                    actor.label,
+                    "calendar.update",
+                    _target(calendar),
+                    before=before,
+                    after=after,
+                )
+            return after
 
     async def delete(self, actor: Actor, calendar_id: int) -> None:
         async with self.db.session() as session:
@@ -109,7 +170,35 @@ class CalendarService:
                     f"calendar {calendar_id} is used by an archive configuration; "
                     "delete or change that configuration first"
                 )
+            before = calendar_json(calendar)
             await repo.delete(calendar)
+            await record(session, actor.label, "calendar.delete", _target(calendar), before=before)
+
+    async def remote(self, actor: Actor, mailbox: str | None) -> dict[str, Any]:
+        """The remote calendars of the actor's mailbox (or `mailbox`, admins only), each with
+        its URI, whether it can be written, and the actor's calendar pointing at it if any."""
+        async with self.db.read_session() as session:
+            own = await own_mailbox(session, actor)
+            rows = [
+                c
+                for c in (await CalendarRepository(session).owned(actor.user_id))
+                if c.provider == "graph"
+            ]
+        target = self.resolver.reachable_mailbox(mailbox, actor, own, named=f"mailbox {mailbox}")
+        calendars = await self.providers.get("graph").list_calendars(target)
+        added = {(c.mailbox or own, c.provider_id): c.id for c in rows}
+        data = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "uri": str(CalendarUri("graph", c.id, None if target == own else target)),
+                "can_edit": c.can_edit,
+                "mailbox": target,
+                "calendar_id": added.get((target, c.id)),
+            }
+            for c in calendars
+        ]
+        return {"data": data, "meta": {"count": len(data), "mailbox": target}}
 
     async def remote_events(
         self, actor: Actor, calendar_id: int, start: datetime, end: datetime, tz: Any
@@ -131,9 +220,59 @@ class CalendarService:
                 "location": e.location,
                 "categories": list(e.categories),
                 "is_private": e.is_private,
+                "show_as": e.show_as,
+                "importance": e.importance,
+                "sensitivity": e.sensitivity,
+                "is_all_day": e.is_all_day,
+                "series_id": e.series_id,
             }
             for e in events
         ]
+
+    async def _resolve(
+        self,
+        actor: Actor,
+        uri: CalendarUri,
+        name: str | None,
+        *,
+        owner_mailbox: str | None,
+        owner_is_admin: bool,
+    ) -> dict[str, Any]:
+        """The fields of a calendar the URI names: provider, provider id, mailbox and name.
+
+        `me` is the caller's mailbox; the calendar keeps a mailbox of its own only when that
+        is not its owner's (`owner_mailbox`), and only an admin's calendar may.
+        """
+        if uri.provider == "local":
+            return {
+                "provider": "local",
+                "provider_id": None,
+                "mailbox": None,
+                "name": name or uri.ref,
+            }
+        async with self.db.read_session() as session:
+            own = await own_mailbox(session, actor)
+        mailbox = self.resolver.mailbox_of(uri, actor, own)
+        if mailbox != owner_mailbox and not owner_is_admin:
+            raise Forbidden(
+                f"{uri}: this calendar's owner is bound to mailbox {owner_mailbox}, and only "
+                "an admin's calendars may be in another mailbox"
+            )
+        remote = await self.resolver.remote(uri, mailbox, "uri")
+        return {
+            "provider": "graph",
+            "provider_id": remote.id,
+            "mailbox": None if mailbox == owner_mailbox else mailbox,
+            "name": name or remote.name or remote.id,
+        }
+
+    async def _check_local_name_free(self, session: AsyncSession, actor: Actor, name: str) -> None:
+        for calendar in await CalendarRepository(session).owned(actor.user_id):
+            if calendar.provider == "local" and calendar.name.casefold() == name.casefold():
+                raise Conflict(
+                    f"you already have a local calendar named {calendar.name!r} "
+                    f"(id {calendar.id}); its URI would name two calendars"
+                )
 
     async def _check_remote(self, provider_name: str, ref: CalendarRef, *, is_own: bool) -> None:
         """403 unless the remote calendar `ref` exists in `ref.mailbox` (its owner's)."""
@@ -143,3 +282,7 @@ class CalendarService:
                 f"the remote calendar {ref.provider_id!r} is not in {whose} ({ref.mailbox}); "
                 "only calendars of that mailbox can be used"
             )
+
+
+def _target(calendar: Calendar) -> str:
+    return f"calendar:{calendar.id}"

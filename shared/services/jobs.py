@@ -19,6 +19,7 @@ from shared.pagination import Page, PageRequest
 from shared.repositories import ArchiveConfigRepository, JobRepository
 from shared.representation import instant, job_json, job_run_json
 from shared.schedules import next_fire, parse_schedule
+from shared.services.audit import record
 
 __all__ = ["JobService"]
 
@@ -82,7 +83,9 @@ class JobService:
                 job.timezone = config.timezone
             job.next_run_at = _next_run(job, utcnow())
             await JobRepository(session).add(job)
-            return job_json(job, None)
+            after = job_json(job, None)
+            await record(session, actor.label, "job.create", f"job:{job.id}", after=after)
+            return after
 
     async def update(self, actor: Actor, job_id: int, values: dict[str, Any]) -> dict[str, Any]:
         async with self.db.session() as session:
@@ -90,12 +93,22 @@ class JobService:
             job = _owned_or_404(await repo.get(job_id, for_update=True), job_id, actor)
             if "archive_config_id" in values:
                 await self._owned_config(session, actor, values["archive_config_id"])
+            before = job_json(job, None)
             changed = {k for k, v in values.items() if getattr(job, k) != v}
             for key, value in values.items():
                 setattr(job, key, value)
             if changed & _TIMING_FIELDS:
                 job.next_run_at = _next_run(job, utcnow())
             await session.flush()
+            if changed:
+                await record(
+                    session,
+                    actor.label,
+                    "job.update",
+                    f"job:{job.id}",
+                    before=before,
+                    after=job_json(job, None),
+                )
             last = await repo.last_runs([job.id])
             return job_json(job, last.get(job.id))
 
@@ -103,7 +116,10 @@ class JobService:
         """Delete the job and its run history (a run in progress finishes; its log stays)."""
         async with self.db.session() as session:
             repo = JobRepository(session)
-            await repo.delete(_owned_or_404(await repo.get(job_id), job_id, actor))
+            job = _owned_or_404(await repo.get(job_id), job_id, actor)
+            before = job_json(job, None)
+            await repo.delete(job)
+            await record(session, actor.label, "job.delete", f"job:{job_id}", before=before)
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -130,6 +146,9 @@ class JobService:
                     )
                 )
                 body = job_run_json(run)
+                await record(
+                    session, actor.label, "job.trigger", f"job:{job.id}", after={"run_id": run.id}
+                )
         except IntegrityError:
             # SQLite reads without a lock: two triggers may both see no active run; the
             # one-active-run index refuses the second.
@@ -177,6 +196,12 @@ class JobService:
                         "skipped": entry.skipped,
                         "duplicate": entry.duplicate,
                         "overlap": entry.overlap,
+                        "mode": entry.mode,
+                        "added": entry.added,
+                        "updated": entry.updated,
+                        "removed": entry.removed,
+                        "unchanged": entry.unchanged,
+                        "held": len((entry.details or {}).get("held", [])),
                     },
                 }
             )

@@ -357,6 +357,11 @@ class UserService:
 
     # -- internals ----------------------------------------------------------------------------
 
+    async def actor_for(self, email: str) -> Actor:
+        """The Actor of the user with `email` (the command line acting for a user); 404 if none."""
+        async with self.db.read_session() as session:
+            return actor_of(await self._by_email(session, email))
+
     async def _hash(self, password: str) -> str:
         # argon2 costs ~0.1 s of CPU: off the event loop, so other requests keep flowing.
         return await asyncio.to_thread(self.passwords.hash, password)

@@ -15,8 +15,8 @@ import pytest
 
 from shared import bridge
 from shared.auth import Actor
+from shared.inputs.archive import parse_archive_config
 from shared.runtime import Runtime
-from shared.validation import parse_archive_config
 from tests.admin_assistant.conftest import CLI, Run
 from tests.conftest import Person
 

@@ -25,10 +25,12 @@ from sqlalchemy import func, select
 from shared import bridge
 from shared.auth import Actor
 from shared.config import load_settings
+from shared.inputs.appointments import parse_appointment
+from shared.inputs.archive import parse_archive_config
+from shared.inputs.calendars import parse_calendar
 from shared.models import ActionLog, Appointment, JobRun
 from shared.runtime import Runtime
 from shared.schedules import fires_between, parse_schedule
-from shared.validation import parse_appointment, parse_archive_config, parse_calendar
 from tests.conftest import Person, ServerProcess, create_person
 from tests.fakes.graph_server import FakeGraphServer
 

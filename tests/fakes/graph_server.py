@@ -1,4 +1,4 @@
-"""A real HTTP fake of the Graph calendar API (calendarView and POST events) for tests and benches.
+"""A real HTTP fake of the Graph calendar API (calendars, calendarView, events) for tests.
 
 Calendars live in mailboxes, as in Graph: ``/users/{mailbox}/calendars/{id}`` (GET the
 calendar), ``.../calendarView`` and ``.../events`` answer 404 for a calendar of another
@@ -87,6 +87,7 @@ class FakeGraphServer:
         self._lock = threading.Lock()
         self._calendars: dict[str, list[_StoredEvent]] = {}
         self._owners: dict[str, str] = {}  # calendar id -> mailbox
+        self._names: dict[str, tuple[str, bool]] = {}  # calendar id -> (name, can edit)
         self._failures: collections.deque[_Failure] = collections.deque()
         self._hangs = 0
         self._requests: list[RecordedRequest] = []
@@ -98,8 +99,18 @@ class FakeGraphServer:
         self._release: asyncio.Event | None = None
         user = f"{self.base_path}/users/{{mailbox}}/calendars/{{calendar_id:path}}"
         routes = [
+            Route(
+                f"{self.base_path}/users/{{mailbox}}/calendars",
+                self._list_calendars,
+                methods=["GET"],
+            ),
             Route(f"{user}/calendarView", self._calendar_view, methods=["GET"]),
             Route(f"{user}/events", self._create_event, methods=["POST"]),
+            Route(
+                f"{user}/events/{{event_id}}",
+                self._change_event,
+                methods=["PATCH", "DELETE"],
+            ),
             Route(user, self._get_calendar, methods=["GET"]),
             Route(
                 f"{self.base_path}/calendars/{{calendar_id:path}}/calendarView",
@@ -202,14 +213,23 @@ class FakeGraphServer:
 
     # -- test knobs ------------------------------------------------------------------------
 
-    def add_calendar(self, calendar_id: str, mailbox: str | None = None) -> None:
+    def add_calendar(
+        self,
+        calendar_id: str,
+        mailbox: str | None = None,
+        *,
+        name: str | None = None,
+        can_edit: bool = True,
+    ) -> None:
         """Create an empty calendar in `mailbox` (default: the server's default mailbox).
 
-        Calendars also appear, in the default mailbox, when an event is added to them.
+        Calendars also appear, in the default mailbox, when an event is added to them. Its
+        `name` (default `Calendar <id>`) is what GET /users/{mailbox}/calendars lists.
         """
         with self._lock:
             self._calendars.setdefault(calendar_id, [])
             self._owners.setdefault(calendar_id, (mailbox or self.default_mailbox).lower())
+            self._names[calendar_id] = (name or f"Calendar {calendar_id}", can_edit)
 
     def mailbox_of(self, calendar_id: str) -> str | None:
         """The mailbox holding `calendar_id`, or None when there is no such calendar."""
@@ -228,8 +248,15 @@ class FakeGraphServer:
         categories: Sequence[str] = (),
         sensitivity: str = "normal",
         time_zone: str = "UTC",
+        show_as: str = "busy",
+        importance: str = "normal",
+        is_all_day: bool = False,
+        series_master_id: str | None = None,
     ) -> dict[str, Any]:
-        """Store an event; datetimes are written as wall time in `time_zone`. Returns its JSON."""
+        """Store an event; datetimes are written as wall time in `time_zone`. Returns its JSON.
+
+        With `series_master_id` it is an occurrence of that series, as calendarView lists them.
+        """
         graph = {
             "id": id or f"evt-{next(self._ids)}",
             "subject": subject,
@@ -238,6 +265,11 @@ class FakeGraphServer:
             "location": {"displayName": location},
             "categories": list(categories),
             "sensitivity": sensitivity,
+            "showAs": show_as,
+            "importance": importance,
+            "isAllDay": is_all_day,
+            "type": "singleInstance" if series_master_id is None else "occurrence",
+            "seriesMasterId": series_master_id,
         }
         self._store(calendar_id, graph)
         return copy.deepcopy(graph)
@@ -344,11 +376,61 @@ class FakeGraphServer:
             return False
         return mailbox is None or owner == mailbox.lower()
 
+    async def _list_calendars(self, request: Request) -> Response:
+        mailbox = request.path_params["mailbox"].lower()
+        try:
+            top = min(int(request.query_params.get("$top", _DEFAULT_TOP)), _MAX_TOP)
+            skip = int(request.query_params.get("$skip", 0))
+        except ValueError as exc:
+            return _graph_error(400, "ErrorInvalidParameter", str(exc))
+        with self._lock:
+            owned = sorted(c for c, owner in self._owners.items() if owner == mailbox)
+            listed = [
+                {
+                    "id": c,
+                    "name": self._names.get(c, (f"Calendar {c}", True))[0],
+                    "canEdit": self._names.get(c, ("", True))[1],
+                    "owner": {"address": mailbox},
+                }
+                for c in owned
+            ]
+        body: dict[str, Any] = {"value": listed[skip : skip + top]}
+        if skip + top < len(listed):
+            body["@odata.nextLink"] = str(request.url.include_query_params(**{"$skip": skip + top}))
+        return JSONResponse(body)
+
+    async def _change_event(self, request: Request) -> Response:
+        calendar_id, event_id = request.path_params["calendar_id"], request.path_params["event_id"]
+        if not self._is_reachable(request):
+            return _not_found(calendar_id)
+        with self._lock:
+            stored = self._calendars.get(calendar_id, [])
+            index = next((i for i, e in enumerate(stored) if e.graph["id"] == event_id), None)
+        if index is None:
+            return _graph_error(404, "ErrorItemNotFound", f"The event {event_id!r} was not found.")
+        if request.method == "DELETE":
+            with self._lock:
+                stored.pop(index)
+            return Response(status_code=204)
+        try:
+            changes = json.loads(await request.body())
+            if not isinstance(changes, dict):
+                raise ValueError("the request body must be a JSON object")
+            graph = {**stored[index].graph, **changes, "id": event_id}
+            updated = _StoredEvent(graph, _event_time(graph["start"]), _event_time(graph["end"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            return _graph_error(400, "ErrorInvalidRequest", f"invalid event: {exc}")
+        with self._lock:
+            stored[index] = updated
+        return JSONResponse(copy.deepcopy(graph))
+
     async def _get_calendar(self, request: Request) -> Response:
         calendar_id = request.path_params["calendar_id"]
         if not self._is_reachable(request):
             return _not_found(calendar_id)
-        return JSONResponse({"id": calendar_id, "name": f"Calendar {calendar_id}"})
+        with self._lock:
+            name, can_edit = self._names.get(calendar_id, (f"Calendar {calendar_id}", True))
+        return JSONResponse({"id": calendar_id, "name": name, "canEdit": can_edit})
 
     async def _calendar_view(self, request: Request) -> Response:
         calendar_id = request.path_params["calendar_id"]

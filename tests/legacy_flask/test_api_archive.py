@@ -72,6 +72,9 @@ def setup(client: httpx.Client, alice: Person) -> Setup:
             "archive_calendar_id": archive,
             "excluded_categories": ["Personal"],
             "timezone": "Europe/Berlin",
+            # Overlaps archived as they are (tests/legacy_flask/test_archive_domain.py covers
+            # the overlap rules and action items).
+            "allow_overlaps": True,
         },
     )
     return Setup(source, archive, config)
@@ -104,12 +107,18 @@ def test_create_answers_201_with_location_and_defaults(
         "name": "Weekly",
         "source_calendar_id": setup.source,
         "archive_calendar_id": setup.archive,
+        "source_calendar": "local://Work",
+        "archive_calendar": "local://Archive",
         "timezone": "UTC",
         "is_active": True,
         "schedule": None,
         "days_back": 7,
         "days_forward": 0,
         "excluded_categories": [],
+        "allow_overlaps": False,
+        "mode": "append",
+        "purpose": "general",
+        "timesheet_categories": [],
     }
     assert client.get(response.headers["Location"], headers=alice.headers).json() == config
 
@@ -203,6 +212,10 @@ def test_a_run_archives_and_skips_private_and_excluded_events(
             [_event_id(client, alice, setup, "Planning"), _event_id(client, alice, setup, "Review")]
         ],
         "events_read": 6,
+        "yielded": [],
+        "declined": [],
+        "held": [],
+        "action_items": [],
     }
     assert (entry["window_start"], entry["window_end"]) == (
         "2026-05-04T00:00:00+00:00",

@@ -48,6 +48,8 @@ def test_create_answers_201_with_the_location_of_the_new_calendar(
         "role": "source",
         "provider": "local",
         "provider_id": None,
+        "mailbox": None,
+        "uri": "local://Work",
         "created_at": calendar["created_at"],
         "updated_at": calendar["updated_at"],
     }
@@ -65,6 +67,7 @@ def test_update_changes_only_the_fields_sent(client: httpx.Client, alice: Person
     assert response.json() == {
         **calendar,
         "name": "Office",
+        "uri": "local://Office",
         "updated_at": response.json()["updated_at"],
     }
 
@@ -233,6 +236,11 @@ def test_remote_events_of_a_local_calendar_in_a_timezone(
                 "location": "",
                 "categories": [],
                 "is_private": False,
+                "show_as": "busy",
+                "importance": "normal",
+                "sensitivity": "normal",
+                "is_all_day": False,
+                "series_id": None,
             }
         ],
         "meta": {"count": 1},

@@ -12,8 +12,9 @@ from playwright.sync_api import Browser, expect
 
 from shared import bridge
 from shared.auth import Actor
+from shared.inputs.appointments import parse_appointment
+from shared.inputs.archive import parse_archive_config
 from shared.runtime import Runtime
-from shared.validation import parse_appointment, parse_archive_config
 from tests.browser import log_in, shot
 from tests.conftest import Person, ServerProcess
 

@@ -137,7 +137,10 @@ def test_run_now_archives_and_shows_the_result_in_the_action_log(
     assert (location.path, location.params["config_id"]) == ("/action-log", str(config["id"]))
     log = signed_in.get(location)
     assert log.status_code == 200
-    assert "Archived 1, skipped 0, 0 already archived, 0 overlapping." in log.text
+    assert (
+        "Append run: added 1, updated 0, removed 0, unchanged 0, skipped 0, 0 overlapping."
+        in log.text
+    )
     assert f"Action log of configuration {config['id']}" in log.text
     assert "success" in log.text
 

@@ -27,6 +27,7 @@ from tests.parity._seed import (
     BOB_WORK,
     DOCTOR,
     NEXT_APPOINTMENT,
+    NEXT_CALENDAR,
     NEXT_CONFIG,
     PAUSED,
     REMOTE,
@@ -232,7 +233,7 @@ SAMPLES: dict[str, tuple[Call, tuple[Call, ...]]] = {
     "calendars.list": (get(CALENDARS), ()),
     "calendars.create": (
         post(CALENDARS, {"name": "Team", "role": "source"}),
-        (get(cal(8)), get(CALENDARS, "per_page=3&page=3")),
+        (get(cal(NEXT_CALENDAR)), get(CALENDARS, "per_page=3&page=3")),
     ),
     "calendars.get": (get(cal(WORK)), ()),
     "calendars.update": (
@@ -403,7 +404,7 @@ case(
         CALENDARS,
         {"name": " Outlook ", "role": "archive", "provider": "graph", "provider_id": "AAMk-1"},
     ),
-    readback=[get(cal(8))],
+    readback=[get(cal(NEXT_CALENDAR))],
 )
 case(
     "calendars.create",
@@ -416,7 +417,7 @@ case(
     "two in a row get consecutive ids",
     post(CALENDARS, {"name": "One", "role": "source"}),
     post(CALENDARS, {"name": "Two", "role": "archive"}),
-    readback=[get(cal(9))],
+    readback=[get(cal(NEXT_CALENDAR + 1))],
 )
 case(
     "calendars.create",
@@ -449,7 +450,7 @@ case(
     "calendars.create",
     "non-ASCII name",
     post(CALENDARS, {"name": "Büro ☕ 東京", "role": "source"}),
-    readback=[get(cal(8))],
+    readback=[get(cal(NEXT_CALENDAR))],
 )
 
 # -- body handling: every endpoint that reads a JSON body gets the same malformed bodies --------
@@ -1477,7 +1478,7 @@ case(
         CALENDARS,
         {"name": "Odd", "role": "source", "provider": "graph", "provider_id": "AAMk/with+slash="},
     ),
-    readback=[get(cal(8))],
+    readback=[get(cal(NEXT_CALENDAR))],
 )
 for _bad_id in (
     "..",
@@ -1546,5 +1547,5 @@ case(
     "an empty session cookie beside a real one",
     get(ME, who="anonymous", headers=[("Cookie", "aa_session=; {alice_cookie}")]),
 )
-# The jobs endpoints' cases live in their own module; importing it registers them.
-from tests.parity import cases_jobs  # noqa: E402, F401
+# The jobs and archive domain cases live in their own modules; importing them registers them.
+from tests.parity import cases_domain, cases_jobs  # noqa: E402, F401

@@ -62,7 +62,9 @@ _CLOCK_COLUMNS = frozenset(
 # Columns of random values (salted hashes): equal inputs give different values per run.
 _RANDOM_COLUMNS = frozenset({"password_hash", "token_hash"})
 # Columns set from the clock when something happens: compared as "set or not".
-_EVENT_COLUMNS = frozenset({"revoked_at", "expires_at", "disabled_at"})
+_EVENT_COLUMNS = frozenset(
+    {"revoked_at", "expires_at", "disabled_at", "archived_at", "resolved_at"}
+)
 # Session ids are random and each server signed its own people in: compare who and whether
 # revoked, in the order they were created.
 _SESSIONS = (
@@ -79,6 +81,7 @@ _STATE_TABLES = (
     "audit_log",
     "jobs",
     "job_runs",
+    "action_items",
 )
 _NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -15,10 +15,11 @@ from shared.auth import Actor
 from shared.claims import JobClaims
 from shared.config import load_settings
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.inputs.archive import parse_archive_config
 from shared.models import Job, JobRun, utcnow
 from shared.pagination import PageRequest
 from shared.runtime import Runtime
-from shared.validation import parse_archive_config, parse_job
+from shared.validation import parse_job
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -11,11 +11,11 @@ import pytest
 from shared.auth import Actor
 from shared.config import load_settings
 from shared.errors import Forbidden, RemoteCalendarNotFound
+from shared.inputs.calendars import parse_calendar
 from shared.models import Calendar
 from shared.pagination import PageRequest
 from shared.repositories import CalendarRepository
 from shared.runtime import Runtime
-from shared.validation import parse_calendar
 from tests.fakes.graph_server import FakeGraphServer
 
 ALICE, BOB = "alice@example.com", "bob@example.com"

@@ -15,6 +15,8 @@ from sqlalchemy import func, select, update
 from shared.auth import Actor
 from shared.config import load_settings
 from shared.errors import Conflict, NotFound, ProviderError, Unauthorized, ValidationFailed
+from shared.inputs.appointments import parse_appointment
+from shared.inputs.archive import parse_archive_config
 from shared.migrate import alembic_config, current_revision, upgrade
 from shared.models import (
     ActionLog,
@@ -33,7 +35,7 @@ from shared.seed import DEMO_EMAIL, seed_demo
 from shared.services import default_window, find_overlaps
 from shared.services.users import ActorCache
 from shared.sessions import SessionIdentity
-from shared.validation import parse_appointment, parse_appointment_query, parse_archive_config
+from shared.validation import parse_appointment_query
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -366,6 +368,11 @@ async def test_remote_events_of_a_local_calendar_are_its_appointments(domain: Ru
             "location": "",
             "categories": [],
             "is_private": False,
+            "show_as": "busy",
+            "importance": "normal",
+            "sensitivity": "normal",
+            "is_all_day": False,
+            "series_id": None,
         }
     ]
 
@@ -541,7 +548,11 @@ async def archive_setup(runtime: Runtime) -> tuple[Actor, int, int, int]:
             f"2026-05-04T{end}:00Z",
             **extra,
         )
-    config_id = await make_config(runtime, alice, source, archive, excluded_categories=["Personal"])
+    # Overlaps archived as they are: these tests are about skipping, windows and duplicates
+    # (tests/shared/test_archive_rules.py covers the overlap rules).
+    config_id = await make_config(
+        runtime, alice, source, archive, excluded_categories=["Personal"], allow_overlaps=True
+    )
     return alice, source, archive, config_id
 
 
@@ -783,7 +794,8 @@ async def test_seed_demo_creates_its_data_once(domain: Runtime) -> None:
     second = await seed_demo(domain.db, today=date(2026, 5, 4))
     assert (second.created, second.config_id) == (False, first.config_id)
     async with domain.db.read_session() as session:
-        assert await session.scalar(select(func.count()).select_from(Appointment)) == 500
+        # 500 appointments, and a recurring meeting with one exception
+        assert await session.scalar(select(func.count()).select_from(Appointment)) == 502
     actor = (await domain.services.users.sign_in(first.email, first.password)).actor
     assert actor.is_admin
     config = await domain.services.archive.get_config(actor, first.config_id)

@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.errors import MalformedJSON, ValidationFailed
+from shared.inputs.appointments import parse_appointment
+from shared.inputs.archive import parse_archive_config, parse_archive_run
+from shared.inputs.calendars import parse_calendar
 from shared.pagination import DEFAULT_PER_PAGE, MAX_PER_PAGE, Page, PageRequest, link_header
 from shared.validation import (
     MAX_JSON_DEPTH,
@@ -17,11 +20,7 @@ from shared.validation import (
     choice,
     decode_json,
     integer,
-    parse_appointment,
     parse_appointment_query,
-    parse_archive_config,
-    parse_archive_run,
-    parse_calendar,
     parse_event_window,
     parse_instant,
     parse_optional_id,
@@ -145,6 +144,10 @@ def test_archive_config_defaults_and_distinct_calendars() -> None:
         "days_back": 7,
         "days_forward": 0,
         "excluded_categories": [],
+        "allow_overlaps": False,
+        "mode": "append",
+        "purpose": "general",
+        "timesheet_categories": [],
     }
     with pytest.raises(ValidationFailed) as error:
         parse_archive_config({"name": "Loop", "source_calendar_id": 3, "archive_calendar_id": 3})
@@ -170,7 +173,7 @@ def test_archive_config_refuses_an_unknown_timezone_and_out_of_range_days() -> N
 
 
 def test_archive_run_body_is_optional_and_a_date_end_includes_that_day() -> None:
-    assert parse_archive_run(None) == {"start": None, "end": None}
+    assert parse_archive_run(None) == {"start": None, "end": None, "mode": None}
     values = parse_archive_run({"start": "2026-03-01", "end": "2026-03-31"})
     assert values["start"] == datetime(2026, 3, 1, tzinfo=ZoneInfo("UTC"))
     assert values["end"] == datetime(2026, 4, 1, tzinfo=ZoneInfo("UTC"))
