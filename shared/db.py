@@ -12,6 +12,7 @@ from urllib.parse import quote
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -226,6 +227,17 @@ class Database:
         """A session for reads; closing it ends the transaction and leaves loaded objects usable."""
         async with self._sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for Core reads (no session, no ORM objects): the cheapest way to
+        read a page. Inside a dry run it reads the dry run's view, like every session does."""
+        dry = current_dry_run()
+        if dry is not None and dry.owner is self and dry.connection is not None:
+            yield dry.connection
+            return
+        async with self.engine.connect() as conn:
+            yield conn
 
     def _sessions(self) -> AsyncSession:
         dry = current_dry_run()

@@ -24,7 +24,7 @@ from shared.models import (
 )
 from shared.pagination import Page, PageRequest
 
-MAX_ID = 2**63 - 1  # ids are BIGINT-sized; a larger one names no row (and cannot be bound)
+MAX_ID = 2**31 - 1  # ids are INTEGER columns; a larger one names no row (and cannot be bound)
 
 
 def _is_id(value: int) -> bool:
@@ -39,25 +39,6 @@ async def _paginate(session: AsyncSession, query: Select[Any], page: PageRequest
         return Page([], page.page, page.per_page, total or 0)
     rows = await session.scalars(query.limit(page.per_page).offset(page.offset))
     return Page(list(rows), page.page, page.per_page, total or 0)
-
-
-async def _paginate_rows(session: AsyncSession, query: Select[Any], page: PageRequest) -> Page[Any]:
-    """A page of plain rows (no ORM objects) and the total, in one statement.
-
-    The total rides along as an uncorrelated scalar subquery, which the database evaluates
-    once (a window count would sort every row instead of the page); only an empty page
-    (past the end, or nothing at all) asks for the count on its own.
-    """
-    count = select(func.count()).select_from(query.order_by(None).subquery())
-    rows: list[Any] = []
-    if page.offset <= MAX_ID:  # beyond it the offset cannot even be bound
-        paged = query.add_columns(count.scalar_subquery().label("_total"))
-        result = await session.execute(paged.limit(page.per_page).offset(page.offset))
-        rows = list(result.all())
-    if rows:
-        return Page(rows, page.page, page.per_page, int(rows[0]._total))
-    total = await session.scalar(count)
-    return Page([], page.page, page.per_page, int(total or 0))
 
 
 class UserRepository:
@@ -191,10 +172,6 @@ class CalendarRepository:
         rows = await self.session.scalars(select(Calendar).where(Calendar.id.in_(wanted)))
         return {row.id: row for row in rows}
 
-    async def owned_ids(self, owner_id: int) -> list[int]:
-        rows = await self.session.scalars(select(Calendar.id).where(Calendar.owner_id == owner_id))
-        return list(rows)
-
     async def add(self, calendar: Calendar) -> Calendar:
         self.session.add(calendar)
         await self.session.flush()
@@ -220,29 +197,6 @@ class AppointmentRepository:
         return (
             await self.session.get(Appointment, appointment_id) if _is_id(appointment_id) else None
         )
-
-    async def page(
-        self,
-        *,
-        calendar_ids: Sequence[int] | None,
-        start: datetime | None,
-        end: datetime | None,
-        page: PageRequest,
-    ) -> Page[Any]:
-        """Appointments overlapping [start, end) in the given calendars, by start then id.
-
-        Plain rows with the appointment's columns as attributes, for read-only pages: they
-        cost a fraction of ORM objects to load (no identity map, no instance state).
-        """
-        table = Appointment.__table__
-        query = select(table).order_by(table.c.start_at, table.c.id)
-        if calendar_ids is not None:
-            query = query.where(table.c.calendar_id.in_(calendar_ids))
-        if start is not None:
-            query = query.where(table.c.end_at > start)
-        if end is not None:
-            query = query.where(table.c.start_at < end)
-        return await _paginate_rows(self.session, query, page)
 
     async def in_window(
         self, calendar_id: int, start: datetime, end: datetime

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.calendar_uris import format_uri
 from shared.models import (
+    APPOINTMENT_COLUMNS,
     ActionItem,
     ActionLog,
     ApiToken,
@@ -21,13 +23,15 @@ from shared.models import (
     User,
 )
 
+_UTC_ZONE = ZoneInfo("UTC")  # ZoneInfo keeps one instance per key: `tz=UTC` queries get it
+
 
 def instant(moment: datetime | None, tz: tzinfo | None = None) -> str | None:
     """ISO 8601 with offset, to the second, in `tz` (UTC when not given)."""
     if moment is None:
         return None
-    if tz is None and moment.tzinfo is UTC:  # as read from the database
-        return moment.isoformat(timespec="seconds")
+    if moment.tzinfo is UTC and (tz is None or tz is _UTC_ZONE or tz is UTC):
+        return moment.isoformat(timespec="seconds")  # as read from the database, shown in UTC
     # Always convert: a value just written still carries the offset it was sent with, so a
     # create or run answered "+01:00" where every later read of it answers "+00:00".
     return moment.astimezone(tz or UTC).isoformat(timespec="seconds")
@@ -76,29 +80,43 @@ def calendar_uri(calendar: Calendar) -> str:
     return format_uri(calendar.provider, calendar.name, calendar.provider_id, calendar.mailbox)
 
 
+_appointment_values = attrgetter(*APPOINTMENT_COLUMNS)
+
+
 def appointment_json(appointment: Appointment, tz: tzinfo | None = None) -> dict[str, Any]:
+    """An appointment, its start, end and original start shown in `tz` (UTC when not given)."""
+    return appointment_row_json(_appointment_values(appointment), tz)
+
+
+def appointment_row_json(values: Sequence[Any], tz: tzinfo | None = None) -> dict[str, Any]:
+    """`appointment_json` of a row holding `APPOINTMENT_COLUMNS` in order (extra values at the
+    end are ignored): what read-only pages render, without loading ORM objects."""
+    (id_, calendar_id, subject, start, end, location, categories, is_private) = values[:8]
+    (show_as, importance, sensitivity, is_all_day, recurrence, series_id) = values[8:14]
+    (original_start, event_id, archived_from_id, config_id, archived_at) = values[14:19]
+    (created_at, updated_at) = values[19:21]
     return {
-        "id": appointment.id,
-        "calendar_id": appointment.calendar_id,
-        "subject": appointment.subject,
-        "start": instant(appointment.start_at, tz),
-        "end": instant(appointment.end_at, tz),
-        "location": appointment.location,
-        "categories": list(appointment.categories or []),
-        "is_private": appointment.is_private,
-        "show_as": appointment.show_as,
-        "importance": appointment.importance,
-        "sensitivity": appointment.sensitivity,
-        "is_all_day": appointment.is_all_day,
-        "recurrence": appointment.recurrence,
-        "series_id": appointment.series_id,
-        "original_start": instant(appointment.original_start, tz),
-        "provider_event_id": appointment.provider_event_id,
-        "archived_from_id": appointment.archived_from_id,
-        "archive_config_id": appointment.archive_config_id,
-        "archived_at": instant(appointment.archived_at),
-        "created_at": instant(appointment.created_at),
-        "updated_at": instant(appointment.updated_at),
+        "id": id_,
+        "calendar_id": calendar_id,
+        "subject": subject,
+        "start": instant(start, tz),
+        "end": instant(end, tz),
+        "location": location,
+        "categories": list(categories or ()),
+        "is_private": is_private,
+        "show_as": show_as,
+        "importance": importance,
+        "sensitivity": sensitivity,
+        "is_all_day": is_all_day,
+        "recurrence": recurrence,
+        "series_id": series_id,
+        "original_start": instant(original_start, tz),
+        "provider_event_id": event_id,
+        "archived_from_id": archived_from_id,
+        "archive_config_id": config_id,
+        "archived_at": instant(archived_at),
+        "created_at": instant(created_at),
+        "updated_at": instant(updated_at),
     }
 
 

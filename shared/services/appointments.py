@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.appointment_pages import AppointmentFilter, appointment_page, calendar_owner
 from shared.auth import Actor
 from shared.db import Database
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -21,8 +22,8 @@ from shared.pagination import Page
 from shared.providers._base import PRIVATE_SENSITIVITIES
 from shared.recurrence import Recurrence, is_occurrence
 from shared.repositories import AppointmentRepository, CalendarRepository
-from shared.representation import appointment_json
-from shared.services.calendars import owned_or_404
+from shared.representation import appointment_json, appointment_row_json
+from shared.services.calendars import check_visible, owned_or_404
 from shared.validation import AppointmentQuery
 
 _FIELD_COLUMNS = {"start": "start_at", "end": "end_at"}
@@ -34,23 +35,21 @@ class AppointmentService:
 
     async def list(self, actor: Actor, query: AppointmentQuery) -> Page[dict[str, Any]]:
         """Appointments visible to `actor` overlapping the window, times shown in `query.tz`."""
-        async with self.db.read_session() as session:
+        async with self.db.reading() as conn:
             if query.calendar_id is not None:
-                owned_or_404(
-                    await CalendarRepository(session).get(query.calendar_id),
-                    query.calendar_id,
-                    actor,
-                )
-                calendar_ids: list[int] | None = [query.calendar_id]
-            elif actor.is_admin:
-                calendar_ids = None
-            else:
-                calendar_ids = await CalendarRepository(session).owned_ids(actor.user_id)
-            result = await AppointmentRepository(session).page(
-                calendar_ids=calendar_ids, start=query.start, end=query.end, page=query.page
+                owner = await calendar_owner(conn, query.calendar_id)
+                check_visible(owner, query.calendar_id, actor)
+            where = AppointmentFilter(
+                calendar_id=query.calendar_id,
+                # Everyone but an admin sees the appointments of their own calendars only.
+                owner_id=None if actor.is_admin or query.calendar_id else actor.user_id,
+                start=query.start,
+                end=query.end,
             )
+            result = await appointment_page(conn, where, query.page)
+        tz = query.tz
         return Page(
-            [appointment_json(a, query.tz) for a in result.items],
+            [appointment_row_json(row, tz) for row in result.items],
             result.page,
             result.per_page,
             result.total,

@@ -23,9 +23,17 @@ from shared.services.calendar_resolver import CalendarResolver, own_mailbox
 
 def owned_or_404(calendar: Calendar | None, calendar_id: int, actor: Actor) -> Calendar:
     """The calendar if `actor` owns it (or is admin); a 404 otherwise, so ids do not leak."""
-    if calendar is None or (calendar.owner_id != actor.user_id and not actor.is_admin):
+    if calendar is None:
         raise NotFound(f"calendar {calendar_id} not found")
+    check_visible(calendar.owner_id, calendar_id, actor)
     return calendar
+
+
+def check_visible(owner_id: int | None, calendar_id: int, actor: Actor) -> None:
+    """A 404 unless calendar `calendar_id` exists (`owner_id` not None) and `actor` owns it
+    or is admin: another user's ids answer as if they did not exist."""
+    if owner_id is None or (owner_id != actor.user_id and not actor.is_admin):
+        raise NotFound(f"calendar {calendar_id} not found")
 
 
 async def calendar_ref(session: AsyncSession, calendar: Calendar) -> CalendarRef:
