@@ -1,10 +1,10 @@
-"""The floor of bench/endpoints.py: `GET /api/appointments?per_page=50` written plainly.
+"""The floor of bench/reads.py: `GET /api/appointments?per_page=50` written plainly.
 
 A bare Starlette route that runs two SQL statements (a count, then one page of rows by start
-time) on one connection — aiosqlite on SQLite, asyncpg on PostgreSQL — and `json.dumps` the
-rows in the API's shape (its body is byte for byte the API's, for an admin): no
-authentication, no validation, no pool, no ORM, no gateway. The distance from it is what the
-real read path costs on top of the database and the encoder.
+time) on one aiosqlite connection on SQLite, or a pool of ten asyncpg connections (as many as
+the app pools) on PostgreSQL, and `json.dumps` the rows in the API's shape: its body is byte
+for byte the API's for an admin. No authentication, no validation, no ORM, no gateway. The
+distance from it is what the real read path costs on top of the database and the encoder.
 
     AA_DATABASE_URL=... uvicorn bench._floor:app
 """
@@ -52,12 +52,15 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     else:
         import asyncpg
 
-        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-        _state["pg"] = conn
+        # One asyncpg connection runs one query at a time: a pool as large as the app's.
+        pool = await asyncpg.create_pool(
+            url.replace("postgresql+asyncpg://", "postgresql://"), min_size=10, max_size=10
+        )
+        _state["pg"] = pool
         try:
             yield
         finally:
-            await conn.close()
+            await pool.close()
 
 
 def _time(value: Any) -> str | None:
@@ -116,9 +119,9 @@ async def appointments(request: Request) -> Response:
         async with conn.execute(PAGE.replace("$1", "?").replace("$2", "?"), bounds) as cursor:
             rows = await cursor.fetchall()
     else:
-        conn = _state["pg"]
-        total = await conn.fetchval(COUNT)
-        rows = await conn.fetch(PAGE, *bounds)
+        async with _state["pg"].acquire() as conn:
+            total = await conn.fetchval(COUNT)
+            rows = await conn.fetch(PAGE, *bounds)
     pages = -(-total // per_page)
     body = {
         "data": [_row(tuple(r)) for r in rows],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -11,6 +12,7 @@ from urllib.parse import quote
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -33,6 +35,8 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# A pooled PostgreSQL connection idle this long is tested before use (see _ping_after_idle).
+IDLE_PING_S = 10.0
 # What an outage answer tells clients: a restart or failover usually takes seconds.
 UNAVAILABLE_RETRY_AFTER_S = 5
 # The errors of a database that cannot be reached or read, as opposed to a bad statement.
@@ -63,18 +67,20 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
 
 
 def engine_for_url(
-    database_url: str, *, pool_size: int = 5, max_overflow: int = 5, **overrides: Any
+    database_url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    idle_ping_s: float = IDLE_PING_S,
+    **overrides: Any,
 ) -> AsyncEngine:
-    """An async engine for sqlite+aiosqlite or postgresql+asyncpg, tuned per dialect."""
+    """An async engine for sqlite+aiosqlite or postgresql+asyncpg, tuned per dialect.
+
+    On PostgreSQL a pooled connection that sat idle for `idle_ping_s` or more is tested before
+    it is handed out (and replaced if the server dropped it); busy ones are not.
+    """
     url = make_url(database_url)
-    options: dict[str, Any] = {
-        # A server may drop idle connections (restart, failover, idle timeout): test each one
-        # as it leaves the pool. A SQLite file has no server, so the ping, one more statement
-        # and thread hop on every checkout, would buy nothing there.
-        "pool_pre_ping": url.get_backend_name() != "sqlite",
-        "pool_size": pool_size,
-        "max_overflow": max_overflow,
-    }
+    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
             url = _sqlite_file_url(url)
@@ -83,7 +89,37 @@ def engine_for_url(
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
+    elif not options.get("pool_pre_ping"):
+        _ping_after_idle(engine, idle_ping_s)
     return engine
+
+
+def _ping_after_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """Test a connection as it leaves the pool only when it sat idle for `idle_s` or more.
+
+    A server drops connections that sit idle (restart, failover, idle timeouts); SQLAlchemy's
+    pool_pre_ping tests every checkout, which on asyncpg is three round trips (BEGIN, a
+    statement, COMMIT) on every request, more than a whole page read. Connections in steady
+    use skip it; one that fails its test is replaced by the pool (DisconnectionError).
+    """
+    dialect = engine.sync_engine.dialect
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError(
+                f"an idle pooled connection failed its test: {error}"
+            ) from error
+
+    event.listen(engine.sync_engine, "checkin", checkin)
+    event.listen(engine.sync_engine, "checkout", checkout)
 
 
 # PostgreSQL SQLSTATEs of a transaction that collided with another: serialization failure,
@@ -200,6 +236,14 @@ class Database:
         self.settings = settings
         self.engine = engine or create_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Bare reads on PostgreSQL run in autocommit: each statement is its own snapshot, and
+        # no BEGIN and ROLLBACK round trips wrap them (the same pool; a client-side switch).
+        # SQLite starts no transaction for a read anyway, and switching there costs a hop.
+        self._reads = (
+            self.engine
+            if self.engine.dialect.name == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._pid = os.getpid()
         # Dry runs in progress, by the id of their connection: a write conflict on one of
         # them is noted on it (handle_error is an engine-wide hook).
@@ -231,12 +275,13 @@ class Database:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A bare connection for Core reads (no session, no ORM objects): the cheapest way to
-        read a page. Inside a dry run it reads the dry run's view, like every session does."""
+        read a page. Each statement sees the data as of its own start (autocommit); inside a
+        dry run it reads the dry run's view, like every session does."""
         dry = current_dry_run()
         if dry is not None and dry.owner is self and dry.connection is not None:
             yield dry.connection
             return
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             yield conn
 
     def _sessions(self) -> AsyncSession:
