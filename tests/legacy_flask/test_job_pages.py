@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from shared import bridge
 from shared.auth import Actor
@@ -45,6 +46,15 @@ def config_name(runtime: Runtime, alice: Person) -> str:
     return "Work to archive"
 
 
+def _reload_until(page: Page, selector: str, text: str, timeout_s: float = 20.0) -> None:
+    """Reload the page until `selector` shows `text` (server-rendered state that changes)."""
+    deadline = time.monotonic() + timeout_s
+    while text not in page.locator(selector).inner_text() and time.monotonic() < deadline:
+        time.sleep(0.25)
+        page.reload()
+    expect(page.locator(selector)).to_contain_text(text)
+
+
 def test_create_a_job_run_it_now_and_see_the_run_succeed(
     browser: Browser,
     environ: dict[str, str],
@@ -57,7 +67,8 @@ def test_create_a_job_run_it_now_and_see_the_run_succeed(
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     log_in(page, server.url, alice, "/jobs")
     expect(page).to_have_url(f"{server.url}/jobs")
-    expect(page.locator("#scheduler-status")).to_contain_text("1 scheduler running")
+    # The gateway's scheduler registers on its first tick, a second after start-up.
+    _reload_until(page, "#scheduler-status", "1 scheduler running")
     page.select_option("select[name=archive_config_id]", label=f"{config_name} (Europe/Berlin)")
     page.fill("input[name=schedule]", "daily@02:30")
     page.select_option("select[name=misfire]", "skip")
