@@ -93,6 +93,8 @@ class User(Base):
     # The remote mailbox whose calendars this user may reach (the email unless set otherwise).
     mailbox: Mapped[str | None] = mapped_column(String(320), default=None)
     disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+    # IANA zone the web pages show times in; None follows the browser (UTC without JavaScript).
+    timezone: Mapped[str | None] = mapped_column(String(64), default=None)
 
     @property
     def is_disabled(self) -> bool:
