@@ -58,8 +58,8 @@ FAKE_PATH = (
     "&endDateTime=2026-01-03T23:59:59Z&$top=100"
 )
 # The targets for the provider read at c=64.
-P50_RATIO_TARGET = 0.15
-RPS_RATIO_TARGET = 6.0
+P50_RATIO_TARGET = 0.33
+RPS_RATIO_TARGET = 3.0
 FAKE_CONNECTIONS = (1, 64)
 
 

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Actor
+from shared.calendar_refs import read_calendar_ref, ref_for
 from shared.calendar_uris import CalendarUri
 from shared.db import Database
-from shared.errors import Conflict, Forbidden, NotFound, RemoteCalendarNotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.models import Calendar
 from shared.pagination import Page, PageRequest
 from shared.providers import CalendarRef, ProviderRegistry
@@ -40,13 +41,13 @@ async def calendar_ref(session: AsyncSession, calendar: Calendar) -> CalendarRef
     """How a provider addresses `calendar`: in its own mailbox (admins' calendars may name
     one) or the mailbox its owner is bound to."""
     owner = await UserRepository(session).get(calendar.owner_id)
-    if calendar.mailbox is not None and (owner is None or not owner.is_admin):
-        raise RemoteCalendarNotFound(
-            f"calendar {calendar.id} is in mailbox {calendar.mailbox}, which only an admin's "
-            "calendars may reach"
-        )
-    mailbox = calendar.mailbox or (owner.calendar_mailbox if owner else None)
-    return CalendarRef(calendar.id, calendar.provider_id, mailbox)
+    return ref_for(
+        calendar.id,
+        calendar.provider_id,
+        calendar.mailbox,
+        owner_is_admin=owner is not None and owner.is_admin,
+        owner_mailbox=owner.calendar_mailbox if owner else None,
+    )
 
 
 class CalendarService:
@@ -212,13 +213,9 @@ class CalendarService:
         self, actor: Actor, calendar_id: int, start: datetime, end: datetime, tz: Any
     ) -> list[dict[str, Any]]:
         """Events of the calendar as its provider reports them (the I/O-bound read)."""
-        async with self.db.read_session() as session:
-            calendar = owned_or_404(
-                await CalendarRepository(session).get(calendar_id), calendar_id, actor
-            )
-            ref = await calendar_ref(session, calendar)
-        provider = self.providers.get(calendar.provider)
-        events = await provider.list_events(ref, start, end)
+        async with self.db.reading() as conn:
+            target = await read_calendar_ref(conn, calendar_id, actor)
+        events = await self.providers.get(target.provider).list_events(target.ref, start, end)
         return [
             {
                 "event_id": e.event_id,
