@@ -207,10 +207,10 @@ class MicrosoftAccountService:
         try:
             grant = await self.platform.refresh(refresh_token)
         except GrantRefused as exc:
-            reason = f"Microsoft refused to renew access ({exc.error}); {_RECONNECT}"
+            reason = f"Microsoft refused to renew access ({exc.error})"
             await self._mark(account.user_id, sealed, reason)
             raise M365ReconnectRequired(
-                f"Microsoft 365 access of {account.email} has ended: {reason}"
+                f"Microsoft 365 access of {account.email} has ended: {reason}; {_RECONNECT}"
             ) from exc
         except ProviderError:
             # A passing outage: a token that still works is better than none.

@@ -1,4 +1,4 @@
-"""Delegated tokens at rest: encrypted, authenticated, and bound to the key they were sealed with."""
+"""Delegated tokens at rest: encrypted, authenticated, bound to the key that sealed them."""
 
 from __future__ import annotations
 
