@@ -47,8 +47,9 @@ _MAX_PAGES = 1000
 class DelegatedTokens(Protocol):
     """Where a user's delegated Graph token comes from (`MicrosoftAccountService`)."""
 
-    async def bearer(self, user_id: int) -> str:
-        """A usable access token of `user_id`; M365ReconnectRequired when there is none."""
+    async def bearer(self, user_id: int, *, stale: str | None = None) -> str:
+        """A usable access token of `user_id` (never `stale`, which Graph refused);
+        M365ReconnectRequired when there is none."""
         ...
 
 
@@ -271,6 +272,7 @@ class GraphProvider:
         target = URL(url, encoded=True)
         headers, token = await self._authorization()
         attempts = self.max_retries + 1
+        renewed = False
         for attempt in range(attempts):
             try:
                 async with self._http().request(
@@ -323,6 +325,12 @@ class GraphProvider:
                     f"graph: {where} answered 403: the signed-in user's Microsoft 365 account "
                     f"may not reach this mailbox ({_redact(_remote_message(answer), token)})"
                 )
+            if answer.status == 401 and self._credentials is not None and not renewed:
+                # Microsoft ended the token before its time (a revoked session): renew it
+                # once; a refused renewal asks the user to reconnect.
+                headers, token = await self._authorization(stale=token)
+                renewed = True
+                continue
             if answer.status == 401 and self._credentials is not None:
                 raise M365ReconnectRequired(
                     f"graph: {where} answered 401: Microsoft refused the user's token "
@@ -331,9 +339,12 @@ class GraphProvider:
             return self._decode(answer, where, token, attempts=attempt + 1)
         raise AssertionError("unreachable: the last attempt always returns or raises")
 
-    async def _authorization(self) -> tuple[Mapping[str, str], str | None]:
+    async def _authorization(
+        self, *, stale: str | None = None
+    ) -> tuple[Mapping[str, str], str | None]:
         """The headers of a request and the token in them: the delegated token of the user
-        the call is made for (see `shared.delegation`), else the static token."""
+        the call is made for (see `shared.delegation`; renewed when it is `stale`), else the
+        static token."""
         if self._credentials is None:
             return self._headers, self._token
         user_id = current_delegate()
@@ -344,7 +355,7 @@ class GraphProvider:
                 "graph: this call is made for no user, and Microsoft 365 access is delegated "
                 "(each user's own token); set AA_GRAPH_TOKEN for application-only access"
             )
-        token = await self._credentials.bearer(user_id)
+        token = await self._credentials.bearer(user_id, stale=stale)
         return {"Accept": "application/json", "Authorization": f"Bearer {token}"}, token
 
     def _decode(

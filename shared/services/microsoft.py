@@ -183,24 +183,25 @@ class MicrosoftAccountService:
 
     # -- delegated tokens -----------------------------------------------------------------------
 
-    async def bearer(self, user_id: int) -> str:
-        """A usable access token of the user, refreshed when it ends within the margin.
+    async def bearer(self, user_id: int, *, stale: str | None = None) -> str:
+        """A usable access token of the user, refreshed when it ends within the margin (or
+        is `stale`: Graph refused it before its time).
 
         M365ReconnectRequired when the user never connected, or the refresh token is dead
         (the account then shows "reconnect Microsoft 365"); ProviderError when the identity
         platform cannot be reached and the current token has already expired.
         """
         account = await self._account(user_id)
-        if not self._is_due(account):
+        if not self._is_due(account, stale):
             return self._open(account, account.access_token)
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         async with lock:
             account = await self._account(user_id)  # another caller may have refreshed it
-            if not self._is_due(account):
+            if not self._is_due(account, stale):
                 return self._open(account, account.access_token)
-            return await self._refresh(account)
+            return await self._refresh(account, force=stale is not None)
 
-    async def _refresh(self, account: MicrosoftAccount) -> str:
+    async def _refresh(self, account: MicrosoftAccount, *, force: bool = False) -> str:
         sealed = account.refresh_token
         assert sealed is not None  # _account() refused an account without one
         refresh_token = self._open(account, sealed)
@@ -214,7 +215,7 @@ class MicrosoftAccountService:
             ) from exc
         except ProviderError:
             # A passing outage: a token that still works is better than none.
-            if account.expires_at is not None and account.expires_at > utcnow():
+            if not force and account.expires_at is not None and account.expires_at > utcnow():
                 _log.warning(
                     "m365: refresh for user %s failed; using the current token", account.user_id
                 )
@@ -258,8 +259,10 @@ class MicrosoftAccountService:
             )
         return account
 
-    def _is_due(self, account: MicrosoftAccount) -> bool:
+    def _is_due(self, account: MicrosoftAccount, stale: str | None = None) -> bool:
         if account.access_token is None or account.expires_at is None:
+            return True
+        if stale is not None and self._open(account, account.access_token) == stale:
             return True
         return account.expires_at - utcnow() <= timedelta(seconds=self.margin_s)
 

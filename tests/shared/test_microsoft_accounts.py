@@ -295,3 +295,18 @@ async def test_connecting_needs_the_users_own_address(runtime: Runtime) -> None:
     assert await accounts(runtime).status(carol.user_id) is None
     with pytest.raises(M365ReconnectRequired, match="has not connected"):
         await accounts(runtime).bearer(carol.user_id)
+
+
+async def test_a_token_microsoft_ended_early_is_renewed_once(
+    runtime: Runtime, identity: FakeIdentity
+) -> None:
+    alice = (await sign_in(runtime, ALICE)).actor
+    identity.expire_access_tokens(ALICE)  # stored expiry still an hour away
+    listed = await runtime.services.calendars.remote(alice, None)
+    assert [c["id"] for c in listed["data"]] == ["alice-cal"]
+    assert [r.status for r in identity.grants("refresh_token")] == [200]
+    # Ended again and the renewal refused: the user is asked to reconnect.
+    identity.expire_access_tokens(ALICE)
+    identity.revoke_refresh_tokens(ALICE)
+    with pytest.raises(M365ReconnectRequired, match="invalid_grant"):
+        await runtime.services.calendars.remote(alice, None)
