@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text, update
@@ -24,6 +25,7 @@ from shared.errors import (
     RemoteCalendarNotFound,
     Unauthorized,
 )
+from shared.inputs.archive import parse_archive_config
 from shared.inputs.calendars import parse_calendar
 from shared.models import ActionLog, MicrosoftAccount, utcnow
 from shared.runtime import Runtime
@@ -32,6 +34,8 @@ from shared.services.users import SignIn
 from shared.sessions import SessionIdentity
 from tests.fakes.graph_server import FakeGraphServer
 from tests.fakes.identity import FakeIdentity, consent, m365_environ
+from tests.shared.test_jobs import make_job, runs_of
+from tests.shared.test_scheduler import scheduler, until
 
 ALICE, BOB = "alice@contoso.com", "bob@contoso.com"
 REDIRECT = "http://127.0.0.1:9/login/microsoft/callback"
@@ -310,3 +314,51 @@ async def test_a_token_microsoft_ended_early_is_renewed_once(
     identity.revoke_refresh_tokens(ALICE)
     with pytest.raises(M365ReconnectRequired, match="invalid_grant"):
         await runtime.services.calendars.remote(alice, None)
+
+
+async def test_a_scheduled_job_uses_its_owners_token_and_survives_dead_access(
+    runtime: Runtime, graph: FakeGraphServer, identity: FakeIdentity
+) -> None:
+    alice = (await sign_in(runtime, ALICE)).actor
+    await sign_in(runtime, BOB)  # another user's token exists, and must not be used
+    source = await runtime.services.calendars.create(
+        alice,
+        parse_calendar(
+            {"name": "S", "role": "source", "provider": "graph", "provider_id": "alice-cal"}
+        ),
+    )
+    vault = await runtime.services.calendars.create(
+        alice, parse_calendar({"name": "Vault", "role": "archive"})
+    )
+    config = await runtime.services.archive.create_config(
+        alice,
+        parse_archive_config(
+            {"name": "N", "source_calendar_id": source["id"], "archive_calendar_id": vault["id"]}
+        ),
+    )
+    job = await make_job(runtime, alice, config["id"], schedule="every 1s")
+    jobs = scheduler(runtime)
+    await jobs.start()
+    try:
+
+        async def finished(status: str) -> list[Any]:
+            return [r for r in await runs_of(runtime, job["id"]) if r.status == status]
+
+        await until("a successful run", lambda: finished("succeeded"))
+        views = [r for r in graph.requests if r.path.endswith("/calendarView")]
+        assert views and {identity.holder(r.authorization) for r in views} == {ALICE}
+
+        identity.revoke_refresh_tokens(ALICE)
+        await expire_soon(runtime, alice.user_id, in_s=-1)
+        failed = (await until("a failed run", lambda: finished("failed")))[0]
+        assert "reconnect Microsoft 365" in str(failed.error)
+
+        async def failed_twice() -> bool:
+            return len(await finished("failed")) >= 2
+
+        # The scheduler keeps going: the next scheduled time is claimed and fails the same way.
+        await until("a second failed run", failed_twice)
+    finally:
+        await jobs.stop()
+    status = await accounts(runtime).status(alice.user_id)
+    assert status is not None and status.needs_reconnect
