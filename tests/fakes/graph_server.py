@@ -6,7 +6,9 @@ mailbox. The older unscoped ``/calendars/{id}/...`` routes stay as aliases for b
 
 In tests: ``with FakeGraphServer() as graph: GraphProvider(graph.url)``. As a process:
 ``python -m tests.fakes.graph_server --port 8081 --latency-ms 20 --events 500`` seeds calendar
-``cal-1`` (of ``--mailbox``) and prints the base URL on its first line of stdout.
+``cal-1`` (of ``--mailbox``) and prints the base URL on its first line of stdout. With
+``--account EMAIL --redirect-uri URL`` it is a Microsoft tenant too (``tests.fakes.identity``):
+discovery, authorize, token and ``/me``, and each delegated token reaches its own mailbox only.
 """
 
 from __future__ import annotations
@@ -606,9 +608,29 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument(
         "--mailbox", default=DEFAULT_MAILBOX, help=f"mailbox of --calendar ({DEFAULT_MAILBOX})"
     )
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        help="serve a fake Microsoft tenant too, where this address can sign in (repeatable)",
+    )
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        help="a redirect URI the fake tenant accepts (the app's /login/microsoft/callback)",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
+    identity = None
+    if args.account:
+        identity = FakeIdentity(redirect_uris=set(args.redirect_uri))
+        for email in args.account:
+            identity.add_account(email)
     fake = FakeGraphServer(
-        latency_ms=args.latency_ms, base_path=args.base_path, default_mailbox=args.mailbox
+        latency_ms=args.latency_ms,
+        base_path=args.base_path,
+        default_mailbox=args.mailbox,
+        identity=identity,
     )
     fake.seed_events(args.calendar, args.events)
     fake.serve_forever(args.host, args.port)

@@ -139,7 +139,6 @@ class FakeIdentity:
                 "issuer": f"{base}/v2.0",
                 "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
-                "userinfo_endpoint": f"{self._base_url()}/oidc/userinfo",
                 "response_types_supported": ["code"],
                 "code_challenge_methods_supported": ["S256"],
             }
