@@ -21,7 +21,7 @@ from tests.fakes.graph_server import FakeGraphServer
 from tests.fakes.identity import FakeIdentity, consent, m365_environ
 
 ALICE, BOB = "alice@contoso.com", "bob@contoso.com"
-FLAGS = "version: 1\nroutes:\n  appointments.list: {mode: legacy}\n"
+FLAGS = "version: 1\nroutes:\n  calendars.remote: {mode: %s}\n  calendars.create: {mode: %s}\n"
 
 
 @pytest.fixture
@@ -46,9 +46,12 @@ def start_app(
     graph: FakeGraphServer,
     identity: FakeIdentity,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., ServerProcess]]:
-    """Start the gateway with Microsoft 365 sign-in against the fake tenant (stopped after)."""
-    Path(environ["AA_FLAGS_FILE"]).write_text(FLAGS)
+    """Start the gateway with Microsoft 365 sign-in against the fake tenant (stopped after);
+    the remote calendar endpoints are served by `backend` (legacy unless parametrized)."""
+    backend = getattr(request, "param", "legacy")
+    Path(environ["AA_FLAGS_FILE"]).write_text(FLAGS % (backend, backend))
     servers: list[ServerProcess] = []
 
     def start(**extra: str) -> ServerProcess:
@@ -83,6 +86,12 @@ def authorize(client: httpx.Client, email: str, decision: str = "accept") -> dic
     start = client.get("/login/microsoft")
     assert start.status_code == 302, start.text
     return consent(start.headers["location"], email, decision=decision)
+
+
+def backend_of(app: ServerProcess) -> str:
+    """The backend the app's flag file sends the remote calendar endpoints to."""
+    flags = Path(app.environ["AA_FLAGS_FILE"]).read_text()
+    return "async" if "{mode: async}" in flags else "legacy"
 
 
 def end_access(app: ServerProcess, environ: dict[str, str], identity: FakeIdentity) -> None:
@@ -172,6 +181,7 @@ def test_a_tampered_or_replayed_state_is_refused(app: ServerProcess) -> None:
         assert stranger.get("/login/microsoft/callback", params=answer).status_code == 400
 
 
+@pytest.mark.parametrize("start_app", ["legacy", "async"], indirect=True)
 def test_a_refused_refresh_is_a_clear_api_error(
     app: ServerProcess, identity: FakeIdentity, environ: dict[str, str]
 ) -> None:
@@ -180,6 +190,7 @@ def test_a_refused_refresh_is_a_clear_api_error(
         end_access(app, environ, identity)
         refused = client.get("/api/calendars/remote")
         assert refused.status_code == 409
+        assert refused.headers["x-served-by"] == backend_of(app)
         error = refused.json()["error"]
         assert error["code"] == "m365_reconnect_required"
         assert "reconnect Microsoft 365" in error["message"]
@@ -192,12 +203,14 @@ def test_a_refused_refresh_is_a_clear_api_error(
     assert row == (None, None)
 
 
+@pytest.mark.parametrize("start_app", ["legacy", "async"], indirect=True)
 def test_users_only_reach_their_own_mailbox(app: ServerProcess) -> None:
     with signed_in_client(app, ALICE) as alice, signed_in_client(app, BOB) as bob:
         assert [c["id"] for c in alice.get("/api/calendars/remote").json()["data"]] == ["alice-cal"]
         assert [c["id"] for c in bob.get("/api/calendars/remote").json()["data"]] == ["bob-cal"]
         denied = bob.get("/api/calendars/remote", params={"mailbox": ALICE})
         assert denied.status_code == 403, denied.text
+        assert denied.headers["x-served-by"] == backend_of(app)
         planted = bob.post(
             "/api/calendars",
             json={"name": "x", "role": "source", "provider": "graph", "provider_id": "alice-cal"},
