@@ -108,6 +108,7 @@ class MicrosoftAccountService:
                 accounts = MicrosoftAccountRepository(session)
                 users = UserRepository(session)
                 account = await accounts.by_subject(profile.subject)
+                user: User | None
                 if connecting is not None:
                     user = await self._connectable(users, account, connecting, profile.email)
                 elif account is not None:
