@@ -45,6 +45,8 @@ class Services:
         self.users = UserService(db)
         # None unless Microsoft 365 sign-in is configured (AA_M365_*).
         self.microsoft = microsoft
+        if microsoft is not None:
+            self.users.on_revoke.append(microsoft.forget)
         self.tokens = TokenService(db, self.users.actors)
         self.calendars = CalendarService(db, providers)
         self.appointments = AppointmentService(db)

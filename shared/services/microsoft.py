@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +80,11 @@ class MicrosoftAccountService:
         # One refresh per user at a time in this process (others wait and take its result);
         # across processes the stored refresh token is compared before it is replaced.
         self._locks: dict[int, asyncio.Lock] = {}
+        # Opened tokens kept for AA_AUTH_CACHE_S, as sessions and API tokens are: a Graph call
+        # then costs no database read. Revocations by this process forget them at once
+        # (`forget`), by other processes within that period; a refused token is never reused.
+        self.cache_s = db.settings.auth_cache_s
+        self._cache: dict[int, tuple[float, str, datetime]] = {}
 
     # -- signing in -----------------------------------------------------------------------------
 
@@ -167,6 +173,7 @@ class MicrosoftAccountService:
                 return False
             before = {"email": account.email}
             await accounts.delete(account)
+            self.forget(actor.user_id)
             target = f"user:{actor.user_id}"
             await record(session, actor.label, "m365.disconnect", target, before=before)
         return True
@@ -192,15 +199,34 @@ class MicrosoftAccountService:
         (the account then shows "reconnect Microsoft 365"); ProviderError when the identity
         platform cannot be reached and the current token has already expired.
         """
+        cached = self._cache.get(user_id)
+        if cached is not None and stale is None:
+            until, token, expires_at = cached
+            if until > time.monotonic() and not self._ends_soon(expires_at):
+                return token
+        self.forget(user_id)
         account = await self._account(user_id)
         if not self._is_due(account, stale):
-            return self._open(account, account.access_token)
+            return self._keep(account, self._open(account, account.access_token))
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         async with lock:
             account = await self._account(user_id)  # another caller may have refreshed it
             if not self._is_due(account, stale):
-                return self._open(account, account.access_token)
+                return self._keep(account, self._open(account, account.access_token))
             return await self._refresh(account, force=stale is not None)
+
+    def forget(self, user_id: int) -> None:
+        """Drop the user's kept token (revoked, disconnected, or refused by Graph)."""
+        self._cache.pop(user_id, None)
+
+    def _keep(self, account: MicrosoftAccount, token: str) -> str:
+        if self.cache_s > 0 and account.expires_at is not None:
+            until = time.monotonic() + self.cache_s
+            self._cache[account.user_id] = (until, token, account.expires_at)
+        return token
+
+    def _ends_soon(self, expires_at: datetime) -> bool:
+        return expires_at - utcnow() <= timedelta(seconds=self.margin_s)
 
     async def _refresh(self, account: MicrosoftAccount, *, force: bool = False) -> str:
         sealed = account.refresh_token
@@ -246,7 +272,7 @@ class MicrosoftAccountService:
     async def _account(self, user_id: int) -> MicrosoftAccount:
         async with self.db.read_session() as session:
             account = await MicrosoftAccountRepository(session).of_user(user_id)
-            owner = await UserRepository(session).get(user_id)
+            owner = await UserRepository(session).get(user_id) if account is None else None
         if account is None:
             email = owner.email if owner else f"user {user_id}"
             raise M365ReconnectRequired(
@@ -265,7 +291,7 @@ class MicrosoftAccountService:
             return True
         if stale is not None and self._open(account, account.access_token) == stale:
             return True
-        return account.expires_at - utcnow() <= timedelta(seconds=self.margin_s)
+        return self._ends_soon(account.expires_at)
 
     def _open(self, account: MicrosoftAccount, sealed: str | None) -> str:
         if sealed is None:

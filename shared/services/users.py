@@ -115,6 +115,9 @@ class UserService:
         settings = db.settings
         ttl = settings.auth_cache_s if actor_cache_s is None else actor_cache_s
         self.actors = ActorCache(ttl)
+        # Called with a user id when this process revokes the user's credentials (sign-out
+        # everywhere, disabling), so caches of them elsewhere in the process drop them too.
+        self.on_revoke: list[Callable[[int], None]] = []
         self.passwords = passwords or Passwords()
         self.throttle = LoginThrottle(
             per_account=settings.login_failures_per_account,
@@ -167,7 +170,7 @@ class UserService:
                 hashes = []
             result = {**user_json(user), "tokens_revoked": len(hashes)}
         if disabled:
-            self.actors.forget_user(user.id)
+            self._forget_user(user.id)
         return result
 
     async def set_password(self, email: str, password: str) -> None:
@@ -253,7 +256,7 @@ class UserService:
             await MicrosoftAccountRepository(session).revoke(
                 actor.user_id, now, "you signed out everywhere"
             )
-        self.actors.forget_user(actor.user_id)
+        self._forget_user(actor.user_id)
 
     async def change_password(
         self,
@@ -370,6 +373,11 @@ class UserService:
         """The Actor of the user with `email` (the command line acting for a user); 404 if none."""
         async with self.db.read_session() as session:
             return actor_of(await self._by_email(session, email))
+
+    def _forget_user(self, user_id: int) -> None:
+        self.actors.forget_user(user_id)
+        for forget in self.on_revoke:
+            forget(user_id)
 
     async def _hash(self, password: str) -> str:
         # argon2 costs ~0.1 s of CPU: off the event loop, so other requests keep flowing.

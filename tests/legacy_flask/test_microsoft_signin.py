@@ -97,6 +97,7 @@ def backend_of(app: ServerProcess) -> str:
 def end_access(app: ServerProcess, environ: dict[str, str], identity: FakeIdentity) -> None:
     """Microsoft refuses alice's refresh token, and her stored token has run out."""
     identity.revoke_refresh_tokens(ALICE)
+    identity.expire_access_tokens(ALICE)
     path = environ["AA_DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:
         db.execute("UPDATE microsoft_accounts SET expires_at = '2000-01-01 00:00:00.000000'")

@@ -66,7 +66,25 @@ def graph(identity: FakeIdentity) -> Iterator[FakeGraphServer]:
 
 @pytest.fixture
 async def runtime(db_environ: dict[str, str], graph: FakeGraphServer) -> AsyncIterator[Runtime]:
-    environ = {**db_environ, **m365_environ(graph.origin, graph.url, REDIRECT)}
+    # No kept tokens: these tests change the stored ones behind the service's back.
+    environ = {
+        **db_environ,
+        **m365_environ(graph.origin, graph.url, REDIRECT),
+        "AA_AUTH_CACHE_S": "0",
+    }
+    runtime = Runtime(load_settings(environ))
+    yield runtime
+    await runtime.aclose()
+
+
+@pytest.fixture
+async def caching(db_environ: dict[str, str], graph: FakeGraphServer) -> AsyncIterator[Runtime]:
+    """A runtime that keeps opened tokens for a minute."""
+    environ = {
+        **db_environ,
+        **m365_environ(graph.origin, graph.url, REDIRECT),
+        "AA_AUTH_CACHE_S": "60",
+    }
     runtime = Runtime(load_settings(environ))
     yield runtime
     await runtime.aclose()
@@ -349,6 +367,7 @@ async def test_a_scheduled_job_uses_its_owners_token_and_survives_dead_access(
         assert views and {identity.holder(r.authorization) for r in views} == {ALICE}
 
         identity.revoke_refresh_tokens(ALICE)
+        identity.expire_access_tokens(ALICE)
         await expire_soon(runtime, alice.user_id, in_s=-1)
         failed = (await until("a failed run", lambda: finished("failed")))[0]
         assert "reconnect Microsoft 365" in str(failed.error)
@@ -362,3 +381,30 @@ async def test_a_scheduled_job_uses_its_owners_token_and_survives_dead_access(
         await jobs.stop()
     status = await accounts(runtime).status(alice.user_id)
     assert status is not None and status.needs_reconnect
+
+
+async def test_kept_tokens_spare_the_database_and_revocation_drops_them_at_once(
+    caching: Runtime, identity: FakeIdentity
+) -> None:
+    alice = (await sign_in(caching, ALICE)).actor
+    first = await accounts(caching).bearer(alice.user_id)
+    async with caching.db.session() as session:  # another process ends it: unseen for a while
+        await session.execute(update(MicrosoftAccount).values(access_token="unreadable"))
+    assert await accounts(caching).bearer(alice.user_id) == first
+    await caching.services.users.sign_out_everywhere(alice)  # this process: at once
+    with pytest.raises(M365ReconnectRequired, match="you signed out everywhere"):
+        await accounts(caching).bearer(alice.user_id)
+
+
+async def test_a_kept_token_graph_refuses_is_never_reused(
+    caching: Runtime, identity: FakeIdentity
+) -> None:
+    alice = (await sign_in(caching, ALICE)).actor
+    await caching.services.calendars.remote(alice, None)
+    identity.expire_access_tokens(ALICE)
+    await caching.services.calendars.remote(alice, None)  # renewed past the kept one
+    assert [r.status for r in identity.grants("refresh_token")] == [200]
+    identity.expire_access_tokens(ALICE)
+    identity.revoke_refresh_tokens(ALICE)
+    with pytest.raises(M365ReconnectRequired):
+        await caching.services.calendars.remote(alice, None)
