@@ -344,17 +344,19 @@ def time_decisions(environ: Mapping[str, str], token: str) -> dict[str, float]:
     from asgi_gateway.app import create_gateway
     from asgi_gateway.flags import Flag
     from asgi_gateway.serving.decision import CompiledFlag, Snapshot, decide_backend
-    from asgi_gateway.serving.identity import FlaskSessionUser
     from shared.config import load_settings
+    from shared.sessions import SessionReader
 
     endpoint = "appointments.list"
     flag = Flag(endpoint, mode="canary", percent=25.0, sticky_by="user")
     compiled = CompiledFlag.of(flag)
-    gateway = create_gateway(load_settings(environ))  # built, never started: no I/O
+    settings = load_settings(environ)
+    gateway = create_gateway(settings)  # built, never started: no I/O
     # What the lifespan's refresher would hold; only `.snapshot` is read on the hot path.
     gateway.plane.refresher = SimpleNamespace(snapshot=Snapshot.build(1, {endpoint: flag}))  # type: ignore[assignment]
-    assert isinstance(gateway.user_key, FlaskSessionUser)
-    session = gateway.user_key.serializer.dumps({"user_id": 1})
+    # A signed session cookie as the legacy app writes it (the sticky key reads it unverified
+    # against the database: routing does no I/O).
+    session = SessionReader(settings.secret_key).serializer.dumps({"user_id": 1, "sid": "bench"})
     base_headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
     bearer_scope = _scope([*base_headers, (b"authorization", f"Bearer {token}".encode())])
     cookie_scope = _scope([*base_headers, (b"cookie", f"aa_session={session}".encode())])

@@ -89,6 +89,7 @@ def engine_for_url(
     engine = create_async_engine(url, **options)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        _rollback_only_open_transactions(engine)
     elif not options.get("pool_pre_ping"):
         _ping_after_idle(engine, idle_ping_s)
     return engine
@@ -216,6 +217,25 @@ def _is_outage(error: BaseException) -> bool:
             return True
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return False
+
+
+def _rollback_only_open_transactions(engine: AsyncEngine) -> None:
+    """Send ROLLBACK on SQLite only when a transaction is open.
+
+    SQLite opens a transaction for writes only, so after a read there is nothing to roll back,
+    yet every connection's end (and the pool's reset) sends one, a round trip to aiosqlite's
+    thread: one of five per read. Whether a transaction is open is known on this side (sqlite3's
+    `in_transaction`, read without a trip to that thread).
+    """
+    dialect = engine.sync_engine.dialect
+    rollback = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        if driver is None or driver.in_transaction:
+            rollback(dbapi_connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
