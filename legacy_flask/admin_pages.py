@@ -16,10 +16,11 @@ from legacy_flask.pages import login_required
 from shared import bridge
 from shared.auth import Actor
 from shared.errors import Conflict, ValidationFailed
-from shared.validation import parse_page
+from shared.validation import Field, parse_body, parse_page, text
 
 bp = Blueprint("admin_pages", __name__)
 _FIELDS = ("email", "name", "password", "is_admin")
+_NAME: list[Field] = [("name", text(200, allow_empty=True), "")]
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,11 +52,12 @@ def create_user(actor: Actor) -> Any:
     check_csrf()
     form = request.form
     try:
+        name = parse_body({"name": form.get("name", "")}, _NAME, partial=False, what="user")["name"]
         user = bridge.run(
             services().users.create(
                 form.get("email", ""),
                 form.get("password", ""),
-                name=form.get("name", "").strip()[:200],
+                name=name,
                 is_admin=is_checked(form, "is_admin"),
             )
         )

@@ -270,6 +270,30 @@ def test_the_browser_zone_is_used_until_the_user_chooses_one(
     assert bridge.run(runtime.services.users.timezone_of(actor)) is None
 
 
+def test_the_new_user_form_refuses_bad_input_next_to_each_field(
+    client: FlaskClient, admin: Person
+) -> None:
+    token = sign_in(client, admin)
+    cases = [
+        ({"email": "nobody", "password": "long-password"}, 422, "user-email", "not an email"),
+        ({"email": "a@example.com", "password": "short"}, 422, "user-password", "too short"),
+        (
+            {"email": "a@example.com", "password": "x" * 9, "name": "n" * 201},
+            422,
+            "user-name",
+            "200",
+        ),
+        ({"email": admin.email, "password": "long-password"}, 409, "user-email", "already exists"),
+    ]
+    for body, status, field_id, message in cases:
+        response = client.post("/admin/users", data={"csrf_token": token, **body})
+        html = unescape(response.get_data(as_text=True))
+        assert response.status_code == status, (body, html)
+        match = re.search(rf'<p class="field-error" id="{field_id}-error">(.*?)</p>', html)
+        assert match and message in match.group(1), (body, html)
+        assert 'id="user-password"' in html and "long-password" not in html  # never echoed
+
+
 def test_an_admin_cannot_disable_or_demote_themselves(
     client: FlaskClient, runtime: Runtime, admin: Person
 ) -> None:
