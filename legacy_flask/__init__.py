@@ -122,6 +122,7 @@ def create_app(
         jobs,
         pages,
         tokens,
+        zones,
     )
 
     api.register_error_handlers(app)
@@ -143,6 +144,7 @@ def create_app(
         config_pages.bp,
         account_pages.bp,
         admin_pages.bp,
+        zones.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -6,52 +6,21 @@ it once (`/settings/browser-zone`) and the session keeps it. Without JavaScript 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from markupsafe import Markup
 
 from legacy_flask.api import services
 from legacy_flask.csrf import check_csrf
 from legacy_flask.forms import FormState, form_errors, whole_number
-from legacy_flask.local_times import readable_moment, readable_span, time_element
 from legacy_flask.pages import login_required
-from legacy_flask.zones import BROWSER_ZONE, ZONE_NAMES, display_zone, forget_display_zone
+from legacy_flask.zones import BROWSER_ZONE, ZONE_NAMES, forget_display_zone
 from shared import bridge
 from shared.auth import Actor
 from shared.errors import ValidationFailed
 from shared.validation import Problems, parse_new_token, parse_timezone
 
 bp = Blueprint("account", __name__)
-
-
-@bp.app_template_filter("span")
-def _span_filter(
-    start: str | None, end: str | None, is_all_day: bool = False, zone_name: str | None = None
-) -> Markup:
-    """`{{ a.start|span(a.end) }}`: a readable start-end in the page's zone (or `zone_name`)."""
-    if start is None or end is None:
-        return Markup("-")
-    zone = ZoneInfo(zone_name) if zone_name else display_zone().zone
-    today = datetime.now(zone).date()
-    text = readable_span(start, end, zone, today, is_all_day=is_all_day)
-    return time_element(start, text)
-
-
-@bp.app_template_filter("moment")
-def _moment_filter(moment: str | None) -> Markup:
-    """`{{ e.started_at|moment }}`: a readable instant in the page's zone."""
-    if moment is None:
-        return Markup("-")
-    zone = display_zone().zone
-    return time_element(moment, readable_moment(moment, zone, datetime.now(zone).date()))
-
-
-@bp.app_context_processor
-def _zone_globals() -> dict[str, Any]:
-    return {"display_zone": display_zone}
 
 
 # -- settings ---------------------------------------------------------------------------------
