@@ -18,7 +18,7 @@ from shared.auth import Actor
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.inputs.archive import MODES, PURPOSES, parse_archive_config
 from shared.pagination import PageRequest
-from shared.validation import parse_page
+from shared.validation import Problems, parse_page
 
 bp = Blueprint("config_pages", __name__)
 FIELDS = (
@@ -40,17 +40,29 @@ _LISTS = ("excluded_categories", "timesheet_categories")
 _CHECKBOXES = ("is_active", "allow_overlaps")
 
 
-def config_body(form: MultiDict[str, str]) -> dict[str, Any]:
-    """The posted form as the JSON body of archive_configs.create; empty fields left out, so
-    the API's defaults (and its "is required") apply."""
+def config_body(form: MultiDict[str, str], *, partial: bool = False) -> dict[str, Any]:
+    """The posted form as the JSON body of archive_configs.create (or .update with `partial`).
+
+    Empty number fields are left out, so on create the API's defaults and "is required"
+    apply; on an edit form, where every field is shown, emptying one is refused (422).
+    An emptied name (or, on edit, time zone) is sent, and the API's own check refuses it.
+    """
     body: dict[str, Any] = {}
+    problems = Problems()
     for name in FIELDS:
+        raw = form.get(name, "").strip()
         if name in _CHECKBOXES:
             body[name] = is_checked(form, name)
         elif name in _LISTS:
-            body[name] = word_list(form.get(name))
-        elif (raw := form.get(name, "").strip()) != "":
-            body[name] = whole_number(raw) if name in _NUMBERS else raw
+            body[name] = word_list(raw)
+        elif name not in _NUMBERS:
+            if raw or name == "name" or partial:
+                body[name] = raw
+        elif raw:
+            body[name] = whole_number(raw)
+        elif partial:
+            problems.add(name, "is required")
+    problems.raise_if_any("archive configuration")
     return body
 
 
@@ -127,7 +139,7 @@ def update_config(actor: Actor, config_id: int) -> Any:
     svc = services()
     config = bridge.run(svc.archive.get_config(actor, config_id))  # 404 before reading input
     try:
-        values = parse_archive_config(config_body(request.form), partial=True)
+        values = parse_archive_config(config_body(request.form, partial=True), partial=True)
         updated = bridge.run(svc.archive.update_config(actor, config_id, values))
     except (ValidationFailed, Conflict) as exc:
         form = FormState(_typed(), form_errors(exc, FIELDS))

@@ -215,6 +215,21 @@ def test_bad_input_is_refused_with_the_message_next_to_its_field(
         ),
         ("/settings", {"timezone": "Europe/Nowhere"}, 422, "f-timezone", "unknown time zone"),
     ]
+    edit = f"/archive-configs/{alices['config']['id']}"
+    config = alices["config"]
+    shown = {
+        "name": "X",
+        "source_calendar_id": str(config["source_calendar_id"]),
+        "archive_calendar_id": str(config["archive_calendar_id"]),
+        "timezone": "UTC",
+        "days_back": "7",
+        "days_forward": "0",
+    }
+    cases += [
+        (edit, {**shown, "name": ""}, 422, "f-name", "must not be empty"),
+        (edit, {**shown, "days_back": ""}, 422, "f-days_back", "is required"),
+        (edit, {**shown, "timezone": ""}, 422, "f-timezone", "unknown time zone ''"),
+    ]
     for path, body, status, field_id, message in cases:
         response = client.post(path, data={"csrf_token": token, **body})
         html = unescape(response.get_data(as_text=True))
