@@ -84,10 +84,22 @@ def server(
     return spawn({**environ, "AA_GRAPH_URL": graph.url})
 
 
+# Every field a person can fill has a label (or an aria-label) naming it.
+UNLABELLED_SCRIPT = """
+() => [...document.querySelectorAll("input, select, textarea")]
+  .filter((el) => el.type !== "hidden")
+  .filter((el) => !(el.labels && [...el.labels].some((l) => l.textContent.trim()))
+                  && !el.getAttribute("aria-label"))
+  .map((el) => el.outerHTML.slice(0, 80))
+"""
+
+
 def check_contrast(page: Page) -> None:
+    """Colour contrast of every text on the page, and a label on every field."""
     result: dict[str, Any] = page.evaluate(CONTRAST_SCRIPT)
     assert result["checked"] > 5
     assert result["failures"] == [], result["failures"]
+    assert page.evaluate(UNLABELLED_SCRIPT) == []
 
 
 def choose(page: Page, select: str, starting: str) -> None:
