@@ -327,3 +327,22 @@ def test_an_admin_cannot_disable_or_demote_themselves(
     )
     assert response.status_code == 302
     assert "carol@example.com is now an admin." in client.get("/admin/users").get_data(as_text=True)
+
+
+def test_a_calendar_in_use_is_not_deleted_and_the_page_says_why(
+    client: FlaskClient, alice: Person, alices: dict[str, Any]
+) -> None:
+    token = sign_in(client, alice)
+    path = f"/calendars/{alices['calendar']['id']}/delete"
+    response = client.post(path, data={"csrf_token": token})
+    assert response.status_code == 302
+    page = unescape(client.get("/calendars").get_data(as_text=True))
+    assert "Not deleted: calendar 1 is used by an archive configuration" in page
+    assert 'data-calendar="1"' in page
+    deleted = client.post(
+        f"/archive-configs/{alices['config']['id']}/delete", data={"csrf_token": token}
+    )
+    assert deleted.status_code == 302
+    assert client.post(path, data={"csrf_token": token}).status_code == 302
+    page = unescape(client.get("/calendars").get_data(as_text=True))
+    assert "Calendar 1 deleted." in page and 'data-calendar="1"' not in page
