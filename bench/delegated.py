@@ -23,21 +23,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
+    sys.path.insert(0, str(ROOT))
 
-from shared import bridge
-from shared.auth import Actor
-from shared.config import load_settings
-from shared.inputs.calendars import parse_calendar
-from shared.migrate import upgrade
-from shared.runtime import Runtime
-from tests.conftest import make_environ
-from tests.fakes.graph_server import SEED_FIRST_START, FakeGraphServer
-from tests.fakes.identity import FakeIdentity, consent, m365_environ
+from bench._common import RunInfo, write_results  # noqa: E402
+from shared import bridge  # noqa: E402
+from shared.auth import Actor  # noqa: E402
+from shared.config import load_settings  # noqa: E402
+from shared.inputs.calendars import parse_calendar  # noqa: E402
+from shared.migrate import upgrade  # noqa: E402
+from shared.runtime import Runtime  # noqa: E402
+from tests.conftest import make_environ  # noqa: E402
+from tests.fakes.graph_server import SEED_FIRST_START, FakeGraphServer  # noqa: E402
+from tests.fakes.identity import FakeIdentity, consent, m365_environ  # noqa: E402
 
 ALICE = "alice@contoso.com"
 REDIRECT = "http://127.0.0.1:9/login/microsoft/callback"
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = ROOT / "bench" / "results" / "delegated.json"
 
 
 def main() -> None:
@@ -45,7 +48,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    run = RunInfo(args)
     identity = FakeIdentity(redirect_uris={REDIRECT})
     identity.add_account(ALICE)
     with FakeGraphServer(identity=identity) as graph, tempfile.TemporaryDirectory() as tmp:
@@ -76,9 +81,8 @@ def main() -> None:
         finally:
             bridge.run(static.aclose())
             bridge.run(delegated.aclose())
-    report = _report(samples, args, refreshes)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "delegated.json").write_text(json.dumps(report, indent=2))
+    report = {"meta": run.meta(), **_report(samples, args, refreshes)}
+    write_results(args.output, report)
     print(json.dumps(report, indent=2))
 
 

@@ -104,7 +104,9 @@ def create_app(
         install_runtime(app, runtime)
 
     from legacy_flask import (
+        account_pages,
         action_items,
+        admin_pages,
         api,
         appointments,
         archive,
@@ -112,13 +114,16 @@ def create_app(
         archive_pages,
         audit,
         auth,
+        calendar_pages,
         calendars,
+        config_pages,
         health,
         job_pages,
         jobs,
         microsoft,
         pages,
         tokens,
+        zones,
     )
 
     api.register_error_handlers(app)
@@ -137,6 +142,11 @@ def create_app(
         pages.bp,
         job_pages.bp,
         archive_pages.bp,
+        calendar_pages.bp,
+        config_pages.bp,
+        account_pages.bp,
+        admin_pages.bp,
+        zones.bp,
     ):
         app.register_blueprint(blueprint)
     return app
