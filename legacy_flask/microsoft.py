@@ -67,9 +67,10 @@ def callback() -> Any:
             service.complete_sign_in(code, str(flow.get("verifier", "")), connecting=actor)
         )
     except AppError as exc:
+        if actor is not None:  # connecting: the user stays signed in
+            page = render_template("error.html", status=exc.status, message=exc.message)
+            return page, exc.status
         flash(exc.message, "error")
-        if actor is not None:
-            return redirect(next_url)
         return render_template("login.html", next=next_url), exc.status
     if signed_in is None:
         flash("Microsoft 365 is connected.", "info")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -250,3 +252,36 @@ def test_microsoft_sign_in_is_404_when_not_configured(legacy_server: Any) -> Non
     with legacy_server.client() as client:
         assert client.get("/login/microsoft").status_code == 404
         assert "Sign in with Microsoft" not in client.get("/login").text
+
+
+def test_connecting_another_persons_account_is_refused(app: ServerProcess) -> None:
+    with app.client() as carol:
+        assert signed_in_by_password(app, carol, "carol@example.com")
+        answer = authorize(carol, ALICE)
+        refused = carol.get("/login/microsoft/callback", params=answer)
+        assert refused.status_code == 409
+        assert "is not yours" in refused.text
+        assert carol.get("/api/me/microsoft").json() == {"configured": True, "connected": False}
+        missing = carol.delete("/api/me/microsoft")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["message"] == (
+            "no Microsoft 365 account is connected to this user"
+        )
+
+
+def signed_in_by_password(app: ServerProcess, client: httpx.Client, email: str) -> bool:
+    """Create `email` with the command line, then sign in through the /login form."""
+    password = "carol-password-1"
+    created = subprocess.run(
+        [sys.executable, "-m", "admin_assistant", "users", "create", email, "--password", password],
+        env=app.environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    form = {"csrf_token": csrf.group(1), "email": email, "password": password}
+    return client.post("/login", data=form).status_code == 302
