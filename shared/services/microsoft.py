@@ -231,7 +231,14 @@ class MicrosoftAccountService:
     async def _refresh(self, account: MicrosoftAccount, *, force: bool = False) -> str:
         sealed = account.refresh_token
         assert sealed is not None  # _account() refused an account without one
-        refresh_token = self._open(account, sealed)
+        try:
+            refresh_token = self.vault.decrypt(sealed)
+        except UnreadableToken as exc:
+            reason = "its stored token cannot be decrypted (AA_TOKEN_KEY or AA_SECRET_KEY changed)"
+            await self._mark(account.user_id, sealed, reason)
+            raise M365ReconnectRequired(
+                f"Microsoft 365 access of {account.email} has ended: {reason}; {_RECONNECT}"
+            ) from exc
         try:
             grant = await self.platform.refresh(refresh_token)
         except GrantRefused as exc:
@@ -289,9 +296,11 @@ class MicrosoftAccountService:
     def _is_due(self, account: MicrosoftAccount, stale: str | None = None) -> bool:
         if account.access_token is None or account.expires_at is None:
             return True
-        if stale is not None and self._open(account, account.access_token) == stale:
+        try:
+            token = self.vault.decrypt(account.access_token)
+        except UnreadableToken:  # the key changed: the refresh token will tell
             return True
-        return self._ends_soon(account.expires_at)
+        return token == stale or self._ends_soon(account.expires_at)
 
     def _open(self, account: MicrosoftAccount, sealed: str | None) -> str:
         if sealed is None:

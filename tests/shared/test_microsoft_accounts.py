@@ -408,3 +408,25 @@ async def test_a_kept_token_graph_refuses_is_never_reused(
     identity.revoke_refresh_tokens(ALICE)
     with pytest.raises(M365ReconnectRequired):
         await caching.services.calendars.remote(alice, None)
+
+
+async def test_tokens_sealed_with_another_key_ask_for_reconnection(
+    runtime: Runtime, db_environ: dict[str, str], graph: FakeGraphServer
+) -> None:
+    alice = (await sign_in(runtime, ALICE)).actor
+    environ = {
+        **db_environ,
+        **m365_environ(graph.origin, graph.url, REDIRECT),
+        "AA_TOKEN_KEY": "another-key-" + "k" * 32,
+    }
+    rekeyed = Runtime(load_settings(environ))
+    try:
+        with pytest.raises(M365ReconnectRequired, match="cannot be decrypted"):
+            await accounts(rekeyed).bearer(alice.user_id)
+        status = await accounts(rekeyed).status(alice.user_id)
+        assert status is not None and status.needs_reconnect
+        # Signing in again seals new tokens with the new key.
+        await sign_in(rekeyed, ALICE)
+        await accounts(rekeyed).bearer(alice.user_id)
+    finally:
+        await rekeyed.aclose()
