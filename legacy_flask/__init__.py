@@ -120,6 +120,7 @@ def create_app(
         health,
         job_pages,
         jobs,
+        microsoft,
         pages,
         tokens,
         zones,
@@ -128,6 +129,7 @@ def create_app(
     api.register_error_handlers(app)
     for blueprint in (
         auth.bp,
+        microsoft.bp,
         calendars.bp,
         appointments.bp,
         archive_configs.bp,

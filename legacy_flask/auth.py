@@ -24,7 +24,7 @@ from legacy_flask.api import (
 from legacy_flask.csrf import check_csrf
 from shared import bridge
 from shared.auth import Actor
-from shared.errors import TooManyRequests, Unauthorized
+from shared.errors import Forbidden, TooManyRequests, Unauthorized
 from shared.validation import parse_password_change
 
 bp = Blueprint("auth", __name__)
@@ -58,7 +58,7 @@ def sign_out_everywhere(actor: Actor) -> Any:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    next_url = _safe_next(request.values.get("next"))
+    next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
         if current_actor() is not None:
             return redirect(next_url)
@@ -73,9 +73,9 @@ def login() -> Any:
         flash(exc.message, "error")
         page = render_template("login.html", next=next_url, email=email)
         return page, 429, {"Retry-After": str(exc.retry_after_s)}
-    except Unauthorized as exc:
+    except (Unauthorized, Forbidden) as exc:
         flash(exc.message, "error")
-        return render_template("login.html", next=next_url, email=email), 401
+        return render_template("login.html", next=next_url, email=email), exc.status
     # A session the browser held before (another user, or the same) ends here.
     bridge.run(users.sign_out(current_session()))
     session.clear()
@@ -96,7 +96,8 @@ def logout() -> Any:
     return redirect(url_for("auth.login"))
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
+    """`target` when it is a path of this site, else the home page (never an open redirect)."""
     # Only same-site paths: an absolute or scheme-relative URL would be an open redirect.
     # Browsers read a backslash as a slash, so "/\\evil.example" is "//evil.example" to them.
     if (

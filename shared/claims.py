@@ -48,6 +48,8 @@ class ClaimedRun:
     timezone: str
     days_back: int
     days_forward: int
+    # The job's owner: the run reaches Graph with this user's delegated token.
+    owner_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +395,7 @@ def _claimed(run: JobRun, job: Job, config: ArchiveConfiguration) -> ClaimedRun:
         timezone=job.timezone,
         days_back=config.days_back if job.days_back is None else job.days_back,
         days_forward=config.days_forward if job.days_forward is None else job.days_forward,
+        owner_id=job.owner_id,
     )
 
 

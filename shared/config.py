@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +18,32 @@ ProviderName = Literal["local", "graph"]
 _ENVIRONMENTS: tuple[Environment, ...] = ("development", "production", "testing")
 _PROVIDERS: tuple[ProviderName, ...] = ("local", "graph")
 _log = logging.getLogger(__name__)
+
+
+M365_DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+# What a delegated token may do: read the user's profile (its mail, for sign-in) and read
+# and write the calendars the user can reach; offline_access brings a refresh token.
+M365_SCOPES = ("openid", "profile", "email", "offline_access", "User.Read", "Calendars.ReadWrite")
+_M365_PARTS = ("AA_M365_TENANT", "AA_M365_CLIENT_ID", "AA_M365_CLIENT_SECRET")
+
+
+@dataclass(frozen=True)
+class M365Settings:
+    """Sign in with Microsoft: the app registration and where its identity platform is."""
+
+    tenant: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    authority: str = M365_DEFAULT_AUTHORITY
+    # Where the identity platform sends the browser back: the registered redirect URI.
+    redirect_uri: str | None = None
+    # Every user signs in with Microsoft; the password form is refused.
+    is_required: bool = False
+
+    @property
+    def discovery_url(self) -> str:
+        """The OpenID configuration of the tenant (v2.0 endpoints)."""
+        return f"{self.authority}/{self.tenant}/v2.0/.well-known/openid-configuration"
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,10 @@ class Settings:
     job_shutdown_grace_s: float = 10.0
     guard_tick_s: float = 1.0
     rollout_webhook: str | None = None
+    # Microsoft 365 sign-in (all four M365 settings, or none); None: password sign-in only.
+    m365: M365Settings | None = None
+    # Key material for the delegated tokens stored at rest (default: derived from secret_key).
+    token_key: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,6 +157,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_shutdown_grace_s=_float(env_map, "AA_JOB_SHUTDOWN_GRACE_S", 10.0, allow_zero=True),
         guard_tick_s=_float(env_map, "AA_GUARD_TICK_S", 1.0),
         rollout_webhook=_webhook_url(env_map),
+        m365=_m365(env_map, graph_url),
+        token_key=_token_key(env_map),
     )
 
 
@@ -180,6 +212,75 @@ def _secret_key(environ: Mapping[str, str], env: str, var_dir: Path) -> str:
     finally:
         draft.unlink()
     _log.warning("AA_SECRET_KEY is not set; generated a development key in %s", path)
+    return key
+
+
+def _m365(environ: Mapping[str, str], graph_url: str | None) -> M365Settings | None:
+    """The M365 settings: all of tenant, client id and secret, or none (a partial set is an
+    error naming what is missing); the authority and redirect URI must be http(s) URLs."""
+    present = {name: environ.get(name, "").strip() for name in _M365_PARTS}
+    required = _switch(environ, "AA_M365_REQUIRED", default=False)
+    extras = [n for n in ("AA_M365_AUTHORITY", "AA_M365_REDIRECT_URI") if environ.get(n)]
+    if not any(present.values()):
+        if required or extras:
+            named = "AA_M365_REQUIRED=on" if required else " and ".join(extras)
+            raise ConfigError(
+                f"{named} needs Microsoft 365 sign-in configured: set "
+                f"{', '.join(_M365_PARTS)} and AA_M365_REDIRECT_URI (or unset {named})"
+            )
+        return None
+    missing = [name for name, value in present.items() if not value]
+    redirect_uri = environ.get("AA_M365_REDIRECT_URI", "").strip()
+    if not redirect_uri:
+        missing.append("AA_M365_REDIRECT_URI")
+    if missing:
+        given = ", ".join(name for name, value in present.items() if value)
+        raise ConfigError(
+            f"Microsoft 365 sign-in is partly configured ({given} set) but "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: set all of "
+            f"{', '.join(_M365_PARTS)} and AA_M365_REDIRECT_URI, or none of them"
+        )
+    tenant = present["AA_M365_TENANT"]
+    if tenant.lower() in ("common", "organizations", "consumers"):
+        raise ConfigError(
+            f"AA_M365_TENANT={tenant!r} lets accounts of any organisation sign in, and sign-in "
+            "links users by mail address, which only your own tenant vouches for: set your "
+            "tenant's id or domain (e.g. contoso.onmicrosoft.com)"
+        )
+    authority = (environ.get("AA_M365_AUTHORITY") or M365_DEFAULT_AUTHORITY).rstrip("/")
+    for name, url in (("AA_M365_AUTHORITY", authority), ("AA_M365_REDIRECT_URI", redirect_uri)):
+        if not url.startswith(("http://", "https://")) or " " in url:
+            raise ConfigError(f"{name}={url!r} must be an http:// or https:// URL")
+    if not redirect_uri.endswith("/login/microsoft/callback"):
+        raise ConfigError(
+            f"AA_M365_REDIRECT_URI={redirect_uri!r} must be this site's "
+            "/login/microsoft/callback URL, e.g. https://aa.example.com/login/microsoft/callback"
+            " (register the same URL with the app in Microsoft Entra)"
+        )
+    if graph_url is None:
+        raise ConfigError(
+            "Microsoft 365 sign-in needs AA_GRAPH_URL (e.g. https://graph.microsoft.com/v1.0): "
+            "it reads the signed-in user's mail address from /me"
+        )
+    return M365Settings(
+        tenant=tenant,
+        client_id=present["AA_M365_CLIENT_ID"],
+        client_secret=present["AA_M365_CLIENT_SECRET"],
+        authority=authority,
+        redirect_uri=redirect_uri,
+        is_required=required,
+    )
+
+
+def _token_key(environ: Mapping[str, str]) -> str | None:
+    key = environ.get("AA_TOKEN_KEY")
+    if key is None or key == "":
+        return None
+    if len(key.strip()) < 32 or key != key.strip():
+        raise ConfigError(
+            "AA_TOKEN_KEY must be at least 32 characters without surrounding spaces "
+            "(use a random string, e.g. from `openssl rand -hex 32`)"
+        )
     return key
 
 

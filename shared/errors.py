@@ -114,3 +114,25 @@ class RemoteCalendarNotFound(ProviderError):
 class ProviderTimeout(ProviderError):
     status = 504
     code = "provider_timeout"
+
+
+class M365SignInFailed(AppError):
+    """A Sign in with Microsoft round trip cannot be completed (state, code, or its exchange)."""
+
+    status = 400
+    code = "m365_sign_in_failed"
+
+
+class M365ConsentDenied(M365SignInFailed):
+    """The person (or their organisation) declined the consent Microsoft asked for."""
+
+    status = 403
+    code = "m365_consent_denied"
+
+
+class M365ReconnectRequired(ProviderError):
+    """The user's delegated Microsoft 365 access is gone (refresh refused, revoked, never
+    connected): they must sign in with Microsoft again. Never retried on its own."""
+
+    status = 409
+    code = "m365_reconnect_required"

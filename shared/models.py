@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models: users, calendars, appointments, archiving, action items, jobs, audit."""
+"""SQLAlchemy 2 models: users and their Microsoft accounts, calendars, archiving, jobs, audit."""
 
 from __future__ import annotations
 
@@ -408,3 +408,32 @@ class SchedulerInstance(Base):
     last_tick_at: Mapped[datetime]
     lag_s: Mapped[float | None] = mapped_column(Float, default=None)
     running: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MicrosoftAccount(Base):
+    """A user's linked Microsoft 365 identity and its delegated tokens, encrypted at rest.
+
+    The tokens are Fernet text (`shared.token_vault`); None once revoked. `reconnect_reason`
+    says why the user must sign in with Microsoft again (a refused refresh, a revocation).
+    """
+
+    __tablename__ = "microsoft_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    # The account's object id (Graph `/me` id): it stays when the mail address changes.
+    subject: Mapped[str] = mapped_column(String(200), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    access_token: Mapped[str | None] = mapped_column(Text, default=None)
+    refresh_token: Mapped[str | None] = mapped_column(Text, default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    scopes: Mapped[str] = mapped_column(String(1000), default="")
+    reconnect_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    connected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    refreshed_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def needs_reconnect(self) -> bool:
+        return self.reconnect_reason is not None or self.refresh_token is None

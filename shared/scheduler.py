@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shared.claims import ClaimedRun, JobClaims
 from shared.db import Database
+from shared.delegation import acting_for
 from shared.errors import AppError
 from shared.models import utcnow
 from shared.services.archive import ArchiveService, day_window
@@ -320,13 +321,14 @@ class Scheduler:
                 claimed.days_back,
                 claimed.days_forward,
             )
-            entry = await self.archive.run(
-                None,
-                claimed.archive_config_id,
-                start=start,
-                end=end,
-                label=f"job {claimed.job_id}",
-            )
+            with acting_for(claimed.owner_id):
+                entry = await self.archive.run(
+                    None,
+                    claimed.archive_config_id,
+                    start=start,
+                    end=end,
+                    label=f"job {claimed.job_id}",
+                )
             action_log_id = entry["id"]
             if entry["status"] != "success":
                 error = f"archive run {entry['status']}: " + "; ".join(entry["errors"][:3])

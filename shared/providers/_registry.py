@@ -6,15 +6,20 @@ from shared.config import Settings
 from shared.db import Database
 from shared.errors import ProviderError
 from shared.providers._base import CalendarProvider
+from shared.providers.graph import DelegatedTokens, GraphProvider
 from shared.providers.local import LocalProvider
 
 
 class ProviderRegistry:
     """Hands out the process's provider for a calendar's `provider` name."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, *, credentials: DelegatedTokens | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
+        # Set when Microsoft 365 sign-in is on: Graph calls carry each user's own token.
+        self.credentials = credentials
         self._providers: dict[str, CalendarProvider] = {}
 
     def get(self, name: str) -> CalendarProvider:
@@ -32,13 +37,12 @@ class ProviderRegistry:
                 raise ProviderError(
                     "this calendar uses the graph provider but AA_GRAPH_URL is not set"
                 )
-            from shared.providers.graph import GraphProvider
-
             return GraphProvider(
                 self.settings.graph_url,
                 token=self.settings.graph_token,
                 timeout_s=self.settings.graph_timeout_s,
                 max_retries=self.settings.graph_max_retries,
+                credentials=self.credentials,
             )
         raise ProviderError(f"unknown calendar provider {name!r} (expected local or graph)")
 

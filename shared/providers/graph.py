@@ -8,15 +8,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from json import loads as json_loads
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from yarl import URL
 
+from shared.delegation import current_delegate
 from shared.dry_run import current_dry_run
-from shared.errors import ProviderError, ProviderTimeout, RemoteCalendarNotFound
+from shared.errors import (
+    M365ReconnectRequired,
+    ProviderError,
+    ProviderTimeout,
+    RemoteCalendarNotFound,
+)
 from shared.providers._base import CalendarRef, ProviderEvent, RemoteCalendar
 from shared.providers._graph_json import (
     event_body,
@@ -36,6 +42,15 @@ _BACKOFF_BASE_S = 0.05
 _PAGE_SIZE = 100
 # A server that keeps handing out nextLinks must not keep us paging forever.
 _MAX_PAGES = 1000
+
+
+class DelegatedTokens(Protocol):
+    """Where a user's delegated Graph token comes from (`MicrosoftAccountService`)."""
+
+    async def bearer(self, user_id: int, *, stale: str | None = None) -> str:
+        """A usable access token of `user_id` (never `stale`, which Graph refused);
+        M365ReconnectRequired when there is none."""
+        ...
 
 
 class _Answer(NamedTuple):
@@ -65,6 +80,7 @@ class GraphProvider:
         max_retries: int = 3,
         client: aiohttp.ClientSession | None = None,
         max_retry_after_s: float = 30.0,
+        credentials: DelegatedTokens | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"graph base_url {base_url!r} must be an http:// or https:// URL")
@@ -86,6 +102,8 @@ class GraphProvider:
         self._client = client
         self._owns_client = client is None
         self._is_closed = False
+        # Delegated access: each request carries the token of the user it is made for.
+        self._credentials = credentials
 
     def __repr__(self) -> str:
         # No token here: reprs end up in logs and tracebacks.
@@ -252,7 +270,9 @@ class GraphProvider:
         where = f"{method} {urlsplit(url).path}"
         # Our URLs are quoted already (ids may hold '/'), and a nextLink is used as sent.
         target = URL(url, encoded=True)
+        headers, token = await self._authorization()
         attempts = self.max_retries + 1
+        renewed = False
         for attempt in range(attempts):
             try:
                 async with self._http().request(
@@ -260,7 +280,7 @@ class GraphProvider:
                     target,
                     params=params,
                     json=json,
-                    headers=self._headers,
+                    headers=headers,
                     timeout=self._timeout,
                     proxy=self._proxy,
                 ) as response:
@@ -278,7 +298,7 @@ class GraphProvider:
                 ) from exc
             except aiohttp.ClientError as exc:
                 raise ProviderError(
-                    f"graph: {where} failed: {type(exc).__name__}: {self._redact(str(exc))}"
+                    f"graph: {where} failed: {type(exc).__name__}: {_redact(str(exc), token)}"
                 ) from exc
             if answer.status in _RETRY_STATUSES and attempt + 1 < attempts:
                 delay_s = self._retry_delay_s(answer, attempt)
@@ -298,16 +318,53 @@ class GraphProvider:
                 raise RemoteCalendarNotFound(
                     f"calendar {calendar.id}: the remote calendar {calendar.provider_id!r} is "
                     f"not in mailbox {calendar.mailbox} or no longer exists (graph: {where} "
-                    f"answered 404: {self._redact(_remote_message(answer))})"
+                    f"answered 404: {_redact(_remote_message(answer), token)})"
                 )
-            return self._decode(answer, where, attempts=attempt + 1)
+            if answer.status == 403 and self._credentials is not None:
+                raise RemoteCalendarNotFound(
+                    f"graph: {where} answered 403: the signed-in user's Microsoft 365 account "
+                    f"may not reach this mailbox ({_redact(_remote_message(answer), token)})"
+                )
+            if answer.status == 401 and self._credentials is not None and not renewed:
+                # Microsoft ended the token before its time (a revoked session): renew it
+                # once; a refused renewal asks the user to reconnect.
+                headers, token = await self._authorization(stale=token)
+                renewed = True
+                continue
+            if answer.status == 401 and self._credentials is not None:
+                raise M365ReconnectRequired(
+                    f"graph: {where} answered 401: Microsoft refused the user's token "
+                    f"({_redact(_remote_message(answer), token)}); reconnect Microsoft 365"
+                )
+            return self._decode(answer, where, token, attempts=attempt + 1)
         raise AssertionError("unreachable: the last attempt always returns or raises")
 
-    def _decode(self, answer: _Answer, where: str, *, attempts: int) -> dict[str, Any]:
+    async def _authorization(
+        self, *, stale: str | None = None
+    ) -> tuple[Mapping[str, str], str | None]:
+        """The headers of a request and the token in them: the delegated token of the user
+        the call is made for (see `shared.delegation`; renewed when it is `stale`), else the
+        static token."""
+        if self._credentials is None:
+            return self._headers, self._token
+        user_id = current_delegate()
+        if user_id is None:
+            if self._token:  # application-only access, for calls on behalf of no one
+                return self._headers, self._token
+            raise ProviderError(
+                "graph: this call is made for no user, and Microsoft 365 access is delegated "
+                "(each user's own token); set AA_GRAPH_TOKEN for application-only access"
+            )
+        token = await self._credentials.bearer(user_id, stale=stale)
+        return {"Accept": "application/json", "Authorization": f"Bearer {token}"}, token
+
+    def _decode(
+        self, answer: _Answer, where: str, token: str | None, *, attempts: int
+    ) -> dict[str, Any]:
         status = answer.status
         if not 200 <= status < 300:
             tried = f" after {attempts} attempts" if status in _RETRY_STATUSES else ""
-            message = self._redact(_remote_message(answer))
+            message = _redact(_remote_message(answer), token)
             raise ProviderError(f"graph: {where} answered {status}{tried}: {message}")
         if status == 204 or not answer.body.strip():
             return {}  # DELETE answers 204 No Content
@@ -316,7 +373,7 @@ class GraphProvider:
         except ValueError as exc:
             raise ProviderError(
                 f"graph: {where} answered {status} with a body that is not JSON: "
-                f"{self._redact(answer.text[:200])!r}"
+                f"{_redact(answer.text[:200], token)!r}"
             ) from exc
         if not isinstance(body, dict):
             raise ProviderError(
@@ -332,9 +389,10 @@ class GraphProvider:
             delay_s = _BACKOFF_BASE_S * 2**attempt
         return min(max(delay_s, 0.0), self.max_retry_after_s)
 
-    def _redact(self, text: str) -> str:
-        # A misbehaving server may echo our headers back in an error body.
-        return text.replace(self._token, "[redacted]") if self._token else text
+
+def _redact(text: str, token: str | None) -> str:
+    # A misbehaving server may echo our headers back in an error body.
+    return text.replace(token, "[redacted]") if token else text
 
 
 def _env_proxy(url: str) -> str | None:

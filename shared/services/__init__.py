@@ -10,6 +10,7 @@ from shared.services.archive import ArchiveService, default_window, find_overlap
 from shared.services.audit import AuditService
 from shared.services.calendars import CalendarService
 from shared.services.jobs import JobService
+from shared.services.microsoft import MicrosoftAccountService
 from shared.services.timesheets import TimesheetService
 from shared.services.tokens import TokenService
 from shared.services.users import UserService
@@ -21,6 +22,7 @@ __all__ = [
     "AuditService",
     "CalendarService",
     "JobService",
+    "MicrosoftAccountService",
     "Services",
     "TimesheetService",
     "TokenService",
@@ -33,8 +35,18 @@ __all__ = [
 class Services:
     """Every service of the domain over one database and one set of providers."""
 
-    def __init__(self, db: Database, providers: ProviderRegistry) -> None:
+    def __init__(
+        self,
+        db: Database,
+        providers: ProviderRegistry,
+        *,
+        microsoft: MicrosoftAccountService | None = None,
+    ) -> None:
         self.users = UserService(db)
+        # None unless Microsoft 365 sign-in is configured (AA_M365_*).
+        self.microsoft = microsoft
+        if microsoft is not None:
+            self.users.on_revoke.append(microsoft.forget)
         self.tokens = TokenService(db, self.users.actors)
         self.calendars = CalendarService(db, providers)
         self.appointments = AppointmentService(db)

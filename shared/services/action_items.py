@@ -18,6 +18,7 @@ from shared.archive_plan import conflict_key
 from shared.archive_repositories import ActionItemRepository
 from shared.auth import Actor
 from shared.db import Database
+from shared.delegation import as_caller
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.inputs.archive import ActionItemQuery
 from shared.models import ActionItem, ArchiveConfiguration, utcnow
@@ -190,6 +191,7 @@ class ActionItemService:
             item = await _owned_item(session, actor, item_id)
         return action_item_json(item)
 
+    @as_caller
     async def resolve(self, actor: Actor, item_id: int, choice: dict[str, Any]) -> dict[str, Any]:
         """Decide an open item (`keep` some event ids, or `keep_all`) and archive the choice.
 

@@ -16,6 +16,7 @@ from shared.archive_repositories import ActionItemRepository
 from shared.auth import Actor
 from shared.calendar_uris import CalendarUri
 from shared.db import Database
+from shared.delegation import acting_for, as_caller, current_delegate
 from shared.errors import AppError, Conflict, NotFound, RemoteCalendarNotFound, ValidationFailed
 from shared.models import ActionItem, ActionLog, ArchiveConfiguration, Calendar, utcnow
 from shared.overlaps import find_overlaps
@@ -86,6 +87,7 @@ class ArchiveService:
             calendars = await _calendars_of(session, [config])
         return archive_config_json(config, calendars)
 
+    @as_caller
     async def create_config(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
         """A new configuration of the actor's calendars (by id, or by URI resolved here)."""
         values = await self._resolve_calendars(actor, values)
@@ -105,6 +107,7 @@ class ArchiveService:
             )
             return after
 
+    @as_caller
     async def update_config(
         self, actor: Actor, config_id: int, values: dict[str, Any]
     ) -> dict[str, Any]:
@@ -180,6 +183,29 @@ class ArchiveService:
                     raise NotFound(f"archive configuration {config_id} not found")
             else:
                 config = await self._owned_config(session, actor, config_id)
+        # Graph calls use the caller's delegated token; a scheduled run has set its job's
+        # owner already, and the command line acts with the configuration's owner's.
+        delegate = actor.user_id if actor else current_delegate() or config.owner_id
+        with acting_for(delegate):
+            return await self._run(
+                actor, config, started, clock, start, end, today, on_progress, label, mode
+            )
+
+    async def _run(
+        self,
+        actor: Actor | None,
+        config: ArchiveConfiguration,
+        started: datetime,
+        clock: float,
+        start: datetime | None,
+        end: datetime | None,
+        today: date | None,
+        on_progress: ProgressCallback | None,
+        label: str | None,
+        mode: Literal["append", "replace"] | None,
+    ) -> dict[str, Any]:
+        config_id = config.id
+        async with self.db.read_session() as session:
             calendars = CalendarRepository(session)
             source = await calendars.get(config.source_calendar_id)
             archive = await calendars.get(config.archive_calendar_id)

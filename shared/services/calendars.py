@@ -12,6 +12,7 @@ from shared.auth import Actor
 from shared.calendar_refs import read_calendar_ref, ref_for
 from shared.calendar_uris import CalendarUri
 from shared.db import Database
+from shared.delegation import as_caller
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.models import Calendar
 from shared.pagination import Page, PageRequest
@@ -72,6 +73,7 @@ class CalendarService:
             )
         return calendar_json(calendar)
 
+    @as_caller
     async def create(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
         """Create a calendar, by fields or by `uri`; a remote one must be in the actor's mailbox
         (another mailbox only for admins), else 403."""
@@ -105,6 +107,7 @@ class CalendarService:
             await record(session, actor.label, "calendar.create", _target(calendar), after=after)
             return after
 
+    @as_caller
     async def update(
         self, actor: Actor, calendar_id: int, values: dict[str, Any]
     ) -> dict[str, Any]:
@@ -183,6 +186,7 @@ class CalendarService:
             await repo.delete(calendar)
             await record(session, actor.label, "calendar.delete", _target(calendar), before=before)
 
+    @as_caller
     async def remote(self, actor: Actor, mailbox: str | None) -> dict[str, Any]:
         """The remote calendars of the actor's mailbox (or `mailbox`, admins only), each with
         its URI, whether it can be written, and the actor's calendar pointing at it if any."""
@@ -209,6 +213,7 @@ class CalendarService:
         ]
         return {"data": data, "meta": {"count": len(data), "mailbox": target}}
 
+    @as_caller
     async def remote_events(
         self, actor: Actor, calendar_id: int, start: datetime, end: datetime, tz: Any
     ) -> list[dict[str, Any]]:

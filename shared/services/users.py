@@ -17,10 +17,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Actor, Passwords, hash_token
 from shared.db import Database
-from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from shared.microsoft_repository import MicrosoftAccountRepository
 from shared.models import User, UserSession, utcnow
 from shared.pagination import Page, PageRequest
 from shared.repositories import SessionRepository, TokenRepository, UserRepository
@@ -114,6 +116,9 @@ class UserService:
         settings = db.settings
         ttl = settings.auth_cache_s if actor_cache_s is None else actor_cache_s
         self.actors = ActorCache(ttl)
+        # Called with a user id when this process revokes the user's credentials (sign-out
+        # everywhere, disabling), so caches of them elsewhere in the process drop them too.
+        self.on_revoke: list[Callable[[int], None]] = []
         self.passwords = passwords or Passwords()
         self.throttle = LoginThrottle(
             per_account=settings.login_failures_per_account,
@@ -158,12 +163,15 @@ class UserService:
                 user.disabled_at = user.disabled_at or now
                 await SessionRepository(session).revoke_all(user.id, now)
                 hashes = await TokenRepository(session).revoke_all(user.id, now)
+                await MicrosoftAccountRepository(session).revoke(
+                    user.id, now, "an administrator disabled this account"
+                )
             else:
                 user.disabled_at = None
                 hashes = []
             result = {**user_json(user), "tokens_revoked": len(hashes)}
         if disabled:
-            self.actors.forget_user(user.id)
+            self._forget_user(user.id)
         return result
 
     async def set_admin(self, email: str, is_admin: bool) -> dict[str, Any]:
@@ -251,21 +259,20 @@ class UserService:
         rehashed = (
             await self._hash(password) if self.passwords.needs_rehash(user.password_hash) else None
         )
-        sid = secrets.token_urlsafe(32)
-        now = utcnow()
         async with self.db.session() as session:
             if rehashed is not None:
                 stored = await UserRepository(session).get(user.id)
                 if stored is not None:
                     stored.password_hash = rehashed
-            sessions = SessionRepository(session)
-            # The user's sessions past their lifetime can never be used again: drop them here,
-            # so the table holds live sessions and a week of history, not every sign-in ever.
-            await sessions.prune(user.id, now - timedelta(seconds=SESSION_MAX_AGE_S))
-            await sessions.add(UserSession(id=sid, user_id=user.id, created_at=now))
-        return SignIn(actor_of(user), sid)
+            return await open_session(session, user)
 
     async def _check_password(self, email: str, password: str, address: str | None) -> User:
+        m365 = self.db.settings.m365
+        if m365 is not None and m365.is_required:
+            raise Forbidden(
+                "this site requires Sign in with Microsoft: passwords are not accepted here "
+                "(AA_M365_REQUIRED=on); use the 'Sign in with Microsoft' button"
+            )
         self.throttle.check(email, address)
         async with self.db.read_session() as session:
             user = await UserRepository(session).by_email(email.strip())
@@ -290,10 +297,15 @@ class UserService:
         self.actors.forget(("session", identity.sid))
 
     async def sign_out_everywhere(self, actor: Actor) -> None:
-        """End every session of the actor's user, this one included."""
+        """End every session of the actor's user, this one included, and erase the stored
+        Microsoft 365 tokens (scheduled jobs stop reaching Graph until the user reconnects)."""
+        now = utcnow()
         async with self.db.session() as session:
-            await SessionRepository(session).revoke_all(actor.user_id, utcnow())
-        self.actors.forget_user(actor.user_id)
+            await SessionRepository(session).revoke_all(actor.user_id, now)
+            await MicrosoftAccountRepository(session).revoke(
+                actor.user_id, now, "you signed out everywhere"
+            )
+        self._forget_user(actor.user_id)
 
     async def change_password(
         self,
@@ -411,6 +423,11 @@ class UserService:
         async with self.db.read_session() as session:
             return actor_of(await self._by_email(session, email))
 
+    def _forget_user(self, user_id: int) -> None:
+        self.actors.forget_user(user_id)
+        for forget in self.on_revoke:
+            forget(user_id)
+
     async def _hash(self, password: str) -> str:
         # argon2 costs ~0.1 s of CPU: off the event loop, so other requests keep flowing.
         return await asyncio.to_thread(self.passwords.hash, password)
@@ -421,6 +438,18 @@ class UserService:
         if user is None:
             raise NotFound(f"user {email!r} not found (create it with 'users create')")
         return user
+
+
+async def open_session(session: AsyncSession, user: User) -> SignIn:
+    """Open a server-side session for `user` (a sign-in that passed its check) in `session`."""
+    sid = secrets.token_urlsafe(32)
+    now = utcnow()
+    sessions = SessionRepository(session)
+    # The user's sessions past their lifetime can never be used again: drop them here,
+    # so the table holds live sessions and a week of history, not every sign-in ever.
+    await sessions.prune(user.id, now - timedelta(seconds=SESSION_MAX_AGE_S))
+    await sessions.add(UserSession(id=sid, user_id=user.id, created_at=now))
+    return SignIn(actor_of(user), sid)
 
 
 def _account_json(user: User) -> dict[str, Any]:

@@ -6,7 +6,9 @@ mailbox. The older unscoped ``/calendars/{id}/...`` routes stay as aliases for b
 
 In tests: ``with FakeGraphServer() as graph: GraphProvider(graph.url)``. As a process:
 ``python -m tests.fakes.graph_server --port 8081 --latency-ms 20 --events 500`` seeds calendar
-``cal-1`` (of ``--mailbox``) and prints the base URL on its first line of stdout.
+``cal-1`` (of ``--mailbox``) and prints the base URL on its first line of stdout. With
+``--account EMAIL --redirect-uri URL`` it is a Microsoft tenant too (``tests.fakes.identity``):
+discovery, authorize, token and ``/me``, and each delegated token reaches its own mailbox only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import uvicorn
@@ -33,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.fakes.identity import FakeIdentity
 
 _STARTUP_TIMEOUT_S = 10.0
 _SHUTDOWN_TIMEOUT_S = 10.0
@@ -80,8 +85,12 @@ class FakeGraphServer:
         latency_ms: float = 0.0,
         base_path: str = "",
         default_mailbox: str = DEFAULT_MAILBOX,
+        identity: FakeIdentity | None = None,
     ) -> None:
         self.latency_ms = latency_ms
+        # With an identity platform, its tokens are checked: an expired one gets 401, and
+        # one of another account than the mailbox in the path gets 403 (as delegated access).
+        self.identity = identity
         self.base_path = base_path.rstrip("/")
         self.default_mailbox = default_mailbox.lower()
         self._lock = threading.Lock()
@@ -123,6 +132,9 @@ class FakeGraphServer:
                 methods=["POST"],
             ),
         ]
+        if identity is not None:
+            routes.append(Route(f"{self.base_path}/me", self._me, methods=["GET"]))
+            routes.extend(identity.routes(lambda: self.origin))
         self._app = Starlette(routes=routes, lifespan=self._lifespan)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -134,6 +146,11 @@ class FakeGraphServer:
             raise RuntimeError("FakeGraphServer is not started; use it as a context manager")
         host, port = self._socket.getsockname()[:2]
         return f"http://{host}:{port}{self.base_path}"
+
+    @property
+    def origin(self) -> str:
+        """`http://127.0.0.1:port`: the identity platform's authority (no base path)."""
+        return self.url[: len(self.url) - len(self.base_path)]
 
     def start(self) -> FakeGraphServer:
         """Serve on a free port of 127.0.0.1 in a daemon thread; return once it accepts requests."""
@@ -364,7 +381,37 @@ class FakeGraphServer:
         if failure is not None:
             await _failure_response(failure)(scope, receive, send)
             return
+        refused = self._refusal(scope["path"], raw_auth.decode("latin-1") if raw_auth else None)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         await self._app(scope, receive, send)
+
+    def _refusal(self, path: str, authorization: str | None) -> Response | None:
+        """401/403 for a Graph request whose delegated token is dead or of another account."""
+        if self.identity is None or not path.startswith(self.base_path + "/"):
+            return None
+        rest = path[len(self.base_path) :]
+        if not rest.startswith(("/users/", "/me")):
+            return None
+        holder = self.identity.holder(authorization)
+        if holder is False or (holder is None and rest.startswith("/me")):
+            return _graph_error(
+                401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
+            )
+        if isinstance(holder, str) and rest.startswith("/users/"):
+            mailbox = unquote(rest.split("/")[2]).lower()
+            if mailbox != holder:
+                return _graph_error(
+                    403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+                )
+        return None
+
+    async def _me(self, request: Request) -> Response:
+        assert self.identity is not None
+        holder = self.identity.holder(request.headers.get("authorization"))
+        assert isinstance(holder, str)  # _refusal answered 401 otherwise
+        return JSONResponse(self.identity.me(holder))
 
     def _is_reachable(self, request: Request) -> bool:
         """The calendar exists and, on a /users/{mailbox}/ route, belongs to that mailbox."""
@@ -561,9 +608,29 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument(
         "--mailbox", default=DEFAULT_MAILBOX, help=f"mailbox of --calendar ({DEFAULT_MAILBOX})"
     )
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        help="serve a fake Microsoft tenant too, where this address can sign in (repeatable)",
+    )
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        help="a redirect URI the fake tenant accepts (the app's /login/microsoft/callback)",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
+    identity = None
+    if args.account:
+        identity = FakeIdentity(redirect_uris=set(args.redirect_uri))
+        for email in args.account:
+            identity.add_account(email)
     fake = FakeGraphServer(
-        latency_ms=args.latency_ms, base_path=args.base_path, default_mailbox=args.mailbox
+        latency_ms=args.latency_ms,
+        base_path=args.base_path,
+        default_mailbox=args.mailbox,
+        identity=identity,
     )
     fake.seed_events(args.calendar, args.events)
     fake.serve_forever(args.host, args.port)
