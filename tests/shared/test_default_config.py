@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from shared.inputs.calendars import parse_calendar
 from shared.migrate import alembic_config, upgrade
 from shared.models import ArchiveConfiguration, AuditLog
 from shared.runtime import Runtime
+from shared.seed import seed_demo
 from tests.conftest import PG_ADMIN_DSN, make_environ
 
 
@@ -269,3 +271,10 @@ async def test_the_migration_makes_each_users_oldest_configuration_the_default(
             lambda sync: [c["name"] for c in inspect(sync).get_columns("archive_configurations")]
         )
     assert "is_default" not in columns
+
+
+async def test_the_demo_admins_first_configuration_is_the_default(domain: Runtime) -> None:
+    login = await seed_demo(domain.db, today=date(2026, 5, 4))
+    actor = (await domain.services.users.sign_in(login.email, login.password)).actor
+    assert (await domain.services.archive.default_config(actor) or {})["id"] == login.config_id
+    assert len(await defaults(domain)) == 1
