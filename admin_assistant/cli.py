@@ -174,7 +174,6 @@ def archive_run(
         zone = ZoneInfo(config["timezone"])
         today = datetime.now(zone).date()
         first, last = resolve_window(start, end, zone, today)
-        window = {"start": first, "end": last}
         bar = _ProgressBar()
         try:
             return await runtime.services.archive.run(
@@ -182,7 +181,8 @@ def archive_run(
                 config["id"],
                 on_progress=bar.update,
                 mode="replace" if replace else None,
-                **window,
+                start=first,
+                end=last,
             )
         finally:
             bar.close()

@@ -8,6 +8,7 @@ clears the old one; deleting or unsetting the default leaves the user without on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -253,7 +254,7 @@ def _check_distinct(source_id: int, archive_id: int) -> None:
 
 
 async def _calendars_of(
-    session: AsyncSession, configs: list[ArchiveConfiguration]
+    session: AsyncSession, configs: Sequence[ArchiveConfiguration]
 ) -> dict[int, Calendar]:
     ids = [c.source_calendar_id for c in configs] + [c.archive_calendar_id for c in configs]
     return await CalendarRepository(session).by_ids(ids)
