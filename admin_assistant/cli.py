@@ -19,6 +19,8 @@ import click
 from admin_assistant.runner import command_settings, run_command
 from shared.auth import Actor
 from shared.date_phrases import resolve_bound, resolve_window
+from shared.errors import NotFound, ValidationFailed
+from shared.pagination import PageRequest
 from shared.runtime import Runtime
 
 T = TypeVar("T")
@@ -133,7 +135,13 @@ def archive() -> None:
 
 
 @archive.command("run")
-@click.argument("config_id", type=int)
+@click.argument("config_id", type=int, required=False)
+@click.option(
+    "--user",
+    "email",
+    help="Without CONFIG_ID: run this user's default configuration (may be left out when "
+    "the database has one user).",
+)
 @click.option(
     "--start",
     help="Window start: a date, a datetime with offset, or a phrase ('last 7 days', "
@@ -143,26 +151,38 @@ def archive() -> None:
 @click.option(
     "--replace", is_flag=True, help="Replace mode: the archive's window equals the source's."
 )
-def archive_run(config_id: int, start: str | None, end: str | None, replace: bool) -> None:
-    """Run an archive configuration now, with a progress bar."""
+def archive_run(
+    config_id: int | None, email: str | None, start: str | None, end: str | None, replace: bool
+) -> None:
+    """Run archive configuration CONFIG_ID now, with a progress bar.
+
+    Without CONFIG_ID it runs the user's default configuration.
+    """
+    if config_id is not None and email is not None:
+        raise click.UsageError(
+            "give CONFIG_ID or --user (to run that user's default configuration), not both"
+        )
     for option, value in (("--start", start), ("--end", end)):
         if value is not None:
             _check_bound(value, option)
 
     async def command(runtime: Runtime) -> dict[str, Any]:
-        config = await runtime.services.archive.get_config(_OPERATOR, config_id)
+        if config_id is None:
+            config = await _default_config(runtime, email)
+        else:
+            config = await runtime.services.archive.get_config(_OPERATOR, config_id)
         zone = ZoneInfo(config["timezone"])
         today = datetime.now(zone).date()
         first, last = resolve_window(start, end, zone, today)
-        window = {"start": first, "end": last}
         bar = _ProgressBar()
         try:
             return await runtime.services.archive.run(
                 None,
-                config_id,
+                config["id"],
                 on_progress=bar.update,
                 mode="replace" if replace else None,
-                **window,
+                start=first,
+                end=last,
             )
         finally:
             bar.close()
@@ -180,6 +200,28 @@ def archive_run(config_id: int, start: str | None, end: str | None, replace: boo
         click.echo(f"  error: {error}", err=True)
     if entry["status"] == "failed":
         sys.exit(1)
+
+
+async def _default_config(runtime: Runtime, email: str | None) -> dict[str, Any]:
+    """The default configuration of the user `email` (or of the only user there is)."""
+    users = runtime.services.users
+    if email is None:
+        listed = await users.listing(PageRequest(1, 2))
+        if listed.total != 1:
+            raise ValidationFailed(
+                f"no CONFIG_ID, and the database has {listed.total} users: pass CONFIG_ID, "
+                "or --user EMAIL to run that user's default configuration"
+            )
+        email = str(listed.items[0]["email"])
+    actor = await users.actor_for(email)
+    config = await runtime.services.archive.default_config(actor)
+    if config is None:
+        raise NotFound(
+            f"no default configuration for {actor.email}; pass CONFIG_ID or set one "
+            "('Make default' on the Archive configurations page, or PATCH "
+            '/api/archive-configs/ID with {"is_default": true})'
+        )
+    return config
 
 
 def _check_bound(value: str, option: str) -> None:

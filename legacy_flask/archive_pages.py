@@ -1,5 +1,6 @@
 """Pages for archiving decisions: open action items with one-click resolution, the run form
-(dates as typed: `yesterday`, `last 7 days`), and the audit log for admins."""
+(dates as typed: `yesterday`, `last 7 days`; the default configuration preselected when none
+is named), and the audit log for admins."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from shared.date_phrases import resolve_window
 from shared.errors import AppError, Forbidden, NotFound
 from shared.inputs.archive import MODES, parse_action_item_query, parse_resolution
 from shared.inputs.audit import parse_audit_query
+from shared.pagination import PageRequest
 
 bp = Blueprint("archive_pages", __name__)
 
@@ -69,14 +71,47 @@ def run_form(actor: Actor, config_id: int) -> Any:
     return render_template("run_form.html", config=config, modes=MODES, form={})
 
 
+@bp.get("/archive-configs/run")
+@login_required
+def run_chosen_form(actor: Actor) -> Any:
+    """The run form with a choice of configuration: `?config_id=`, else the default, else the
+    first; with no configuration at all, the page that creates one."""
+    svc = services()
+    configs = bridge.run(svc.archive.list_configs(actor, PageRequest(1, 200))).items
+    if not configs:
+        flash("Create an archive configuration first, then run it.", "info")
+        return redirect(url_for("config_pages.archive_configs"))
+    wanted = request.args.get("config_id", type=int)
+    config = next((c for c in configs if c["id"] == wanted), None) or next(
+        (c for c in configs if c["is_default"] and c["owner_id"] == actor.user_id), configs[0]
+    )
+    return render_template("run_form.html", config=config, configs=configs, modes=MODES, form={})
+
+
+@bp.post("/archive-configs/run")
+@login_required
+def run_chosen(actor: Actor) -> Any:
+    """Run now, the configuration chosen in the form (`config_id`)."""
+    check_csrf()
+    raw = request.form.get("config_id", "")
+    if not raw.isdigit():
+        abort(400, description=f"config_id must be a configuration's id, got {raw[:20]!r}")
+    return _run(actor, int(raw), chosen=True)
+
+
 @bp.post("/archive-configs/<int:config_id>/run")
 @login_required
 def run_archive(actor: Actor, config_id: int) -> Any:
     """Run now: the form's dates (ISO or phrases, in the configuration's zone) and mode."""
     check_csrf()
+    return _run(actor, config_id)
+
+
+def _run(actor: Actor, config_id: int, *, chosen: bool = False) -> Any:
+    """Run the configuration with the posted dates and mode; 404 when it is not the actor's."""
     svc = services()
+    config = bridge.run(svc.archive.get_config(actor, config_id))  # 404 before reading input
     try:
-        config = bridge.run(svc.archive.get_config(actor, config_id))
         zone = ZoneInfo(config["timezone"])
         today = datetime.now(zone).date()
         try:
@@ -90,9 +125,20 @@ def run_archive(actor: Actor, config_id: int) -> Any:
                 raise ValueError("the last day is before the first; swap From and To")
         except ValueError as exc:
             flash(f"Archive run not started: {exc}", "error")
-            return render_template(
-                "run_form.html", config=config, modes=MODES, form=request.form, error=str(exc)
-            ), 422
+            configs = (
+                bridge.run(svc.archive.list_configs(actor, PageRequest(1, 200))).items
+                if chosen
+                else None
+            )
+            page = render_template(
+                "run_form.html",
+                config=config,
+                configs=configs,
+                modes=MODES,
+                form=request.form,
+                error=str(exc),
+            )
+            return page, 422
         mode = request.form.get("mode") or None
         if mode is not None and mode not in MODES:
             abort(400, description=f"unknown mode {mode[:20]!r} (append or replace)")

@@ -1,11 +1,11 @@
 """Archive configuration pages: list, create and edit (checked by `parse_archive_config`, as the
-API checks them), activate or pause, and delete."""
+API checks them), activate or pause, make default, and delete."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from legacy_flask.api import services
@@ -159,6 +159,24 @@ def set_active(actor: Actor, config_id: int) -> Any:
     )
     state = "active" if is_active else "paused: its jobs do not run"
     flash(f"Archive configuration “{updated['name']}” is {state}.", "info")
+    return redirect(url_for("config_pages.archive_configs"))
+
+
+@bp.post("/archive-configs/<int:config_id>/default")
+@login_required
+def set_default(actor: Actor, config_id: int) -> Any:
+    """Make the configuration its owner's default (`is_default=1`) or stop it being (`=0`)."""
+    check_csrf()
+    choice = request.form.get("is_default", "")
+    if choice not in ("0", "1"):
+        abort(400, description=f"is_default must be 1 or 0, got {choice[:20]!r}; reload and retry")
+    is_default = choice == "1"
+    updated = bridge.run(
+        services().archive.update_config(actor, config_id, {"is_default": is_default})
+    )
+    whose = "your" if updated["owner_id"] == actor.user_id else "its owner's"
+    state = "now" if is_default else "no longer"
+    flash(f"“{updated['name']}” is {state} {whose} default configuration.", "info")
     return redirect(url_for("config_pages.archive_configs"))
 
 

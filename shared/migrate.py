@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -28,8 +29,46 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     def _upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    await _migrate(engine, _upgrade)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the database of `engine` back to `revision`."""
+
+    def _downgrade(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), revision)
+
+    await _migrate(engine, _downgrade)
+
+
+async def _migrate(engine: AsyncEngine, step: Callable[[Connection], None]) -> None:
+    """Run `step` in one transaction; on SQLite with foreign keys off while it runs.
+
+    SQLite changes most table definitions by copying the table and dropping the old one
+    (Alembic's batch mode). With foreign keys enforced, that drop would apply every ON DELETE
+    rule that points at the table: SET NULL would clear references, CASCADE delete rows. So
+    they are off during the migration, as SQLite documents for schema changes, and checked
+    before it commits: a migration that left a dangling reference fails, naming the rows.
+    """
+    async with engine.connect() as conn:
+        is_sqlite = conn.dialect.name == "sqlite"
+        if is_sqlite:
+            # Outside a transaction, or SQLite ignores it (the driver begins none for PRAGMA).
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            await conn.run_sync(step)
+            if is_sqlite:
+                dangling = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if dangling:
+                    await conn.rollback()
+                    raise RuntimeError(
+                        "the migration left rows pointing at rows that do not exist "
+                        f"(table, rowid, parent, key): {[tuple(r) for r in dangling[:10]]}"
+                    )
+            await conn.commit()
+        finally:
+            if is_sqlite:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -224,8 +225,22 @@ APPOINTMENT_COLUMNS = (
 )
 
 
+# A user has at most one default configuration: the database refuses a second (a partial
+# unique index, on SQLite and PostgreSQL alike), whichever request tries to add it.
+_DEFAULT_CONFIG = "is_default"
+
+
 class ArchiveConfiguration(Base):
     __tablename__ = "archive_configurations"
+    __table_args__ = (
+        Index(
+            "ix_archive_configurations_one_default",
+            "owner_id",
+            unique=True,
+            sqlite_where=text(_DEFAULT_CONFIG),
+            postgresql_where=text(_DEFAULT_CONFIG),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -246,6 +261,8 @@ class ArchiveConfiguration(Base):
     purpose: Mapped[str] = mapped_column(String(16), default="general")  # general | timesheet
     # Timesheet categories in order: an appointment counts under the first it carries.
     timesheet_categories: Mapped[list[Any]] = mapped_column(default=list)
+    # The owner's default: what `archive run` and the run form use when no configuration is named.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

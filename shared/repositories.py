@@ -289,6 +289,26 @@ class ArchiveConfigRepository:
         await self.session.delete(config)
         await self.session.flush()
 
+    async def default_of(self, owner_id: int) -> ArchiveConfiguration | None:
+        """The owner's default configuration, if one is set."""
+        if not _is_id(owner_id):
+            return None
+        return await self.session.scalar(
+            select(ArchiveConfiguration).where(
+                ArchiveConfiguration.owner_id == owner_id,
+                ArchiveConfiguration.is_default.is_(True),
+            )
+        )
+
+    async def lock_defaults(self, owner_id: int) -> None:
+        """Serialize changes to the owner's default until the transaction ends.
+
+        The owner's row is locked (PostgreSQL); SQLite has one writer at a time anyway.
+        Without it two concurrent changes could each clear the old default and then collide
+        on the one-default index.
+        """
+        await self.session.execute(select(User.id).where(User.id == owner_id).with_for_update())
+
 
 class ActionLogRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -144,6 +144,7 @@ def archive_config_json(
         "mode": config.mode,
         "purpose": config.purpose,
         "timesheet_categories": list(config.timesheet_categories or []),
+        "is_default": config.is_default,
         "created_at": instant(config.created_at),
         "updated_at": instant(config.updated_at),
     }

@@ -92,6 +92,7 @@ async def seed_demo(db: Database, *, today: date | None = None, count: int = 500
             days_back=30,
             days_forward=0,
             excluded_categories=["Personal"],
+            is_default=True,  # the admin's first configuration, as the service would make it
         )
         timesheet_config = ArchiveConfiguration(
             owner_id=admin.id,

@@ -81,6 +81,8 @@ def _config_fields(body: Any) -> list[Field]:
         ("mode", choice(MODES), "append"),
         ("purpose", choice(PURPOSES), "general"),
         ("timesheet_categories", string_list(max_items=20), []),
+        # None on create: the default when the owner has none yet.
+        ("is_default", boolean, None),
     ]
 
 
@@ -88,7 +90,8 @@ def parse_archive_config(body: Any, *, partial: bool = False) -> dict[str, Any]:
     """Body of archive_configs.create (or .update with `partial`).
 
     Each calendar is given by id (`source_calendar_id`) or by URI (`source_calendar`), not
-    both; URIs are resolved by the service. A missing key is left out of the result.
+    both; URIs are resolved by the service. `is_default` (true or false) makes it, or stops
+    it being, its owner's default. A missing key is left out of the result.
     """
     values = parse_body(body, _config_fields(body), partial=partial, what="archive configuration")
     problems = Problems()

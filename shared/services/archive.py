@@ -1,5 +1,5 @@
-"""Archiving: configuration CRUD (calendars by id or URI), running a configuration over a
-window (rules, overlaps, decisions, append or replace), and the action log."""
+"""Archiving: running a configuration over a window (rules, overlaps, decisions, append or
+replace) and the action log; the configurations themselves live in `archive_configs`."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from shared.archive_plan import RunPlan, plan_run
 from shared.archive_repositories import ActionItemRepository
 from shared.auth import Actor
-from shared.calendar_uris import CalendarUri
 from shared.db import Database
-from shared.delegation import acting_for, as_caller, current_delegate
+from shared.delegation import acting_for, current_delegate
 from shared.errors import AppError, Conflict, NotFound, RemoteCalendarNotFound, ValidationFailed
-from shared.models import ActionItem, ActionLog, ArchiveConfiguration, Calendar, utcnow
+from shared.models import ActionItem, ActionLog, ArchiveConfiguration, utcnow
 from shared.overlaps import find_overlaps
 from shared.pagination import Page, PageRequest
 from shared.providers import ProviderRegistry
@@ -27,22 +24,16 @@ from shared.repositories import (
     ArchiveConfigRepository,
     CalendarRepository,
 )
-from shared.representation import action_log_json, archive_config_json
+from shared.representation import action_log_json
 from shared.services.action_items import load_decisions, record_conflicts
+from shared.services.archive_configs import ArchiveConfigurations
 from shared.services.archive_writer import ArchiveWriter, WriteResult
-from shared.services.audit import record
-from shared.services.calendar_resolver import CalendarResolver
 from shared.services.calendars import calendar_ref
-from shared.timesheet_rules import DEFAULT_CATEGORIES
 
 __all__ = ["ArchiveService", "day_window", "default_window", "find_overlaps"]
 
 ProgressCallback = Callable[[int, int], None]
 _MAX_RECORDED = 100
-_CALENDAR_FIELDS = (
-    ("source_calendar", "source_calendar_id"),
-    ("archive_calendar", "archive_calendar_id"),
-)
 
 
 def default_window(config: ArchiveConfiguration, today: date) -> tuple[datetime, datetime]:
@@ -59,97 +50,12 @@ def day_window(
     return start, end
 
 
-class ArchiveService:
+class ArchiveService(ArchiveConfigurations):
+    """Configurations (see `ArchiveConfigurations`), their runs and the action log."""
+
     def __init__(self, db: Database, providers: ProviderRegistry) -> None:
-        self.db = db
-        self.providers = providers
+        super().__init__(db, providers)
         self.writer = ArchiveWriter(db, providers)
-        self.resolver = CalendarResolver(providers)
-
-    # -- configurations -----------------------------------------------------------------------
-
-    async def list_configs(self, actor: Actor, page: PageRequest) -> Page[dict[str, Any]]:
-        async with self.db.read_session() as session:
-            result = await ArchiveConfigRepository(session).page(
-                None if actor.is_admin else actor.user_id, page
-            )
-            calendars = await _calendars_of(session, result.items)
-        return Page(
-            [archive_config_json(c, calendars) for c in result.items],
-            result.page,
-            result.per_page,
-            result.total,
-        )
-
-    async def get_config(self, actor: Actor, config_id: int) -> dict[str, Any]:
-        async with self.db.read_session() as session:
-            config = await self._owned_config(session, actor, config_id)
-            calendars = await _calendars_of(session, [config])
-        return archive_config_json(config, calendars)
-
-    @as_caller
-    async def create_config(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
-        """A new configuration of the actor's calendars (by id, or by URI resolved here)."""
-        values = await self._resolve_calendars(actor, values)
-        if values.get("purpose") == "timesheet" and not values.get("timesheet_categories"):
-            values["timesheet_categories"] = list(DEFAULT_CATEGORIES)
-        async with self.db.session() as session:
-            await self._check_calendars(
-                session, actor, values["source_calendar_id"], values["archive_calendar_id"]
-            )
-            _check_distinct(values["source_calendar_id"], values["archive_calendar_id"])
-            config = await ArchiveConfigRepository(session).add(
-                ArchiveConfiguration(owner_id=actor.user_id, **values)
-            )
-            after = archive_config_json(config, await _calendars_of(session, [config]))
-            await record(
-                session, actor.label, "archive_config.create", _target(config), after=after
-            )
-            return after
-
-    @as_caller
-    async def update_config(
-        self, actor: Actor, config_id: int, values: dict[str, Any]
-    ) -> dict[str, Any]:
-        values = await self._resolve_calendars(actor, values)
-        async with self.db.session() as session:
-            config = await self._owned_config(session, actor, config_id)
-            before = archive_config_json(config, await _calendars_of(session, [config]))
-            if "source_calendar_id" in values or "archive_calendar_id" in values:
-                # Checked before the row changes: a lookup would otherwise autoflush a row
-                # pointing at a calendar that does not exist (an IntegrityError, a 500).
-                await self._check_calendars(
-                    session,
-                    actor,
-                    values.get("source_calendar_id", config.source_calendar_id),
-                    values.get("archive_calendar_id", config.archive_calendar_id),
-                )
-            for key, value in values.items():
-                setattr(config, key, value)
-            _check_distinct(config.source_calendar_id, config.archive_calendar_id)
-            if config.purpose == "timesheet" and not config.timesheet_categories:
-                config.timesheet_categories = list(DEFAULT_CATEGORIES)
-            await session.flush()
-            after = archive_config_json(config, await _calendars_of(session, [config]))
-            if after != before:
-                await record(
-                    session,
-                    actor.label,
-                    "archive_config.update",
-                    _target(config),
-                    before=before,
-                    after=after,
-                )
-            return after
-
-    async def delete_config(self, actor: Actor, config_id: int) -> None:
-        async with self.db.session() as session:
-            config = await self._owned_config(session, actor, config_id)
-            before = archive_config_json(config, await _calendars_of(session, [config]))
-            await ArchiveConfigRepository(session).delete(config)
-            await record(
-                session, actor.label, "archive_config.delete", _target(config), before=before
-            )
 
     # -- running ------------------------------------------------------------------------------
 
@@ -333,58 +239,6 @@ class ArchiveService:
         async with self.db.read_session() as session:
             return [c.id for c in await ArchiveConfigRepository(session).active()]
 
-    # -- rules --------------------------------------------------------------------------------
-
-    async def _owned_config(
-        self, session: AsyncSession, actor: Actor, config_id: int
-    ) -> ArchiveConfiguration:
-        config = await ArchiveConfigRepository(session).get(config_id)
-        if config is None or (config.owner_id != actor.user_id and not actor.is_admin):
-            raise NotFound(f"archive configuration {config_id} not found")
-        return config
-
-    async def _resolve_calendars(self, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
-        """`source_calendar`/`archive_calendar` URIs replaced by the ids of the actor's rows."""
-        values = dict(values)
-        uris: dict[str, CalendarUri] = {
-            field: values.pop(field) for field, _ in _CALENDAR_FIELDS if field in values
-        }
-        if not uris:
-            return values
-        async with self.db.read_session() as session:
-            for field, id_field in _CALENDAR_FIELDS:
-                if field in uris:
-                    calendar = await self.resolver.row(session, actor, uris[field], field)
-                    values[id_field] = calendar.id
-        return values
-
-    async def _check_calendars(
-        self, session: AsyncSession, actor: Actor, source_id: int, archive_id: int
-    ) -> None:
-        repo = CalendarRepository(session)
-        problems = []
-        for field, calendar_id in (
-            ("source_calendar_id", source_id),
-            ("archive_calendar_id", archive_id),
-        ):
-            calendar = await repo.get(calendar_id)
-            if calendar is None or (calendar.owner_id != actor.user_id and not actor.is_admin):
-                problems.append({"field": field, "message": f"calendar {calendar_id} not found"})
-        if problems:
-            raise ValidationFailed(
-                "invalid archive configuration: unknown calendar", details=problems
-            )
-
-
-def _check_distinct(source_id: int, archive_id: int) -> None:
-    if source_id == archive_id:
-        raise ValidationFailed(
-            "invalid archive configuration: check archive_calendar_id",
-            details=[
-                {"field": "archive_calendar_id", "message": "must differ from source_calendar_id"}
-            ],
-        )
-
 
 def _count(entry: ActionLog, plan: RunPlan, result: WriteResult, read: int) -> None:
     entry.skipped = len(plan.skipped)
@@ -405,14 +259,3 @@ def _count(entry: ActionLog, plan: RunPlan, result: WriteResult, read: int) -> N
         "declined": plan.declined[:_MAX_RECORDED],
         "held": sorted(plan.held_ids)[:_MAX_RECORDED],
     }
-
-
-async def _calendars_of(
-    session: AsyncSession, configs: list[ArchiveConfiguration]
-) -> dict[int, Calendar]:
-    ids = [c.source_calendar_id for c in configs] + [c.archive_calendar_id for c in configs]
-    return await CalendarRepository(session).by_ids(ids)
-
-
-def _target(config: ArchiveConfiguration) -> str:
-    return f"archive_config:{config.id}"

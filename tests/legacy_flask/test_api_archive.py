@@ -119,6 +119,8 @@ def test_create_answers_201_with_location_and_defaults(
         "mode": "append",
         "purpose": "general",
         "timesheet_categories": [],
+        # Alice's first configuration ("Nightly") is her default.
+        "is_default": False,
     }
     assert client.get(response.headers["Location"], headers=alice.headers).json() == config
 

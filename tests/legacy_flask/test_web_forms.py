@@ -96,8 +96,10 @@ def post_routes(things: dict[str, Any], user_id: int) -> list[tuple[str, dict[st
         ("/archive-configs", {"name": "Second", "source_calendar_id": str(calendar)}),
         (f"/archive-configs/{config}", {"name": "Renamed"}),
         (f"/archive-configs/{config}/active", {"is_active": "0"}),
+        (f"/archive-configs/{config}/default", {"is_default": "0"}),
         (f"/archive-configs/{config}/delete", {}),
         (f"/archive-configs/{config}/run", {"start": "yesterday"}),
+        ("/archive-configs/run", {"config_id": str(config), "start": "yesterday"}),
         (f"/action-items/{things['item']['id']}/resolve", {"keep_all": "1"}),
         ("/tokens", {"name": "another"}),
         (f"/tokens/{things['token']['id']}/revoke", {}),
@@ -142,6 +144,7 @@ def _first() -> Any:
         "/calendars/{calendar}/delete",
         "/archive-configs/{config}",
         "/archive-configs/{config}/active",
+        "/archive-configs/{config}/default",
         "/archive-configs/{config}/delete",
         "/action-items/{item}/resolve",
         "/tokens/{token}/revoke",
@@ -153,7 +156,14 @@ def test_another_users_ids_answer_404_and_stay_untouched(
     token = sign_in(client, bob)
     path = route.format(**{k: v["id"] for k, v in alices.items()})
     response = client.post(
-        path, data={"csrf_token": token, "name": "Mine now", "is_active": "0", "keep_all": "1"}
+        path,
+        data={
+            "csrf_token": token,
+            "name": "Mine now",
+            "is_active": "0",
+            "is_default": "0",
+            "keep_all": "1",
+        },
     )
     assert response.status_code == 404, path
     assert "not found" in response.get_data(as_text=True)
@@ -161,7 +171,7 @@ def test_another_users_ids_answer_404_and_stay_untouched(
     svc = runtime.services
     assert bridge.run(svc.calendars.get(alice_actor, alices["calendar"]["id"]))["name"] == "Work"
     config = bridge.run(svc.archive.get_config(alice_actor, alices["config"]["id"]))
-    assert (config["name"], config["is_active"]) == ("Nightly", True)
+    assert (config["name"], config["is_active"], config["is_default"]) == ("Nightly", True, True)
     assert bridge.run(svc.action_items.get(alice_actor, alices["item"]["id"]))["state"] == "open"
     assert alices["token"]["id"] in [t["id"] for t in bridge.run(svc.tokens.list_own(alice_actor))]
 

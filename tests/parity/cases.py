@@ -1548,4 +1548,4 @@ case(
     get(ME, who="anonymous", headers=[("Cookie", "aa_session=; {alice_cookie}")]),
 )
 # The jobs and archive domain cases live in their own modules; importing them registers them.
-from tests.parity import cases_domain, cases_jobs  # noqa: E402, F401
+from tests.parity import cases_defaults, cases_domain, cases_jobs  # noqa: E402, F401

@@ -40,7 +40,7 @@ async def database(tmp_path: Path) -> AsyncIterator[Runtime]:
 
 async def test_upgrade_adds_one_account_per_user_and_subject(database: Runtime) -> None:
     engine = database.db.engine
-    await upgrade(engine)
+    await upgrade(engine, "0006")
     assert await current_revision(engine) == "0006"
     async with engine.begin() as conn:
         await conn.execute(text(ACCOUNT), {"user": 1, "subject": "oid-a"})
@@ -57,7 +57,7 @@ async def test_upgrade_adds_one_account_per_user_and_subject(database: Runtime) 
 
 async def test_downgrade_drops_the_table(database: Runtime) -> None:
     engine = database.db.engine
-    await upgrade(engine)
+    await upgrade(engine, "0006")
 
     def down(connection: Connection) -> list[str]:
         command.downgrade(alembic_config(connection), "0005")

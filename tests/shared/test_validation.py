@@ -148,6 +148,7 @@ def test_archive_config_defaults_and_distinct_calendars() -> None:
         "mode": "append",
         "purpose": "general",
         "timesheet_categories": [],
+        "is_default": None,  # left to the service: the default when the owner has none
     }
     with pytest.raises(ValidationFailed) as error:
         parse_archive_config({"name": "Loop", "source_calendar_id": 3, "archive_calendar_id": 3})
