@@ -57,6 +57,9 @@ class Settings:
     job_shutdown_grace_s: float = 10.0
     guard_tick_s: float = 1.0
     rollout_webhook: str | None = None
+    flags_notify: bool = True
+    flags_fallback_poll_s: float = 30.0
+    flags_notify_retry_s: float = 2.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,6 +130,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_shutdown_grace_s=_float(env_map, "AA_JOB_SHUTDOWN_GRACE_S", 10.0, allow_zero=True),
         guard_tick_s=_float(env_map, "AA_GUARD_TICK_S", 1.0),
         rollout_webhook=_webhook_url(env_map),
+        flags_notify=_switch(env_map, "AA_FLAGS_NOTIFY", default=True),
+        flags_fallback_poll_s=_float(env_map, "AA_FLAGS_FALLBACK_POLL_S", 30.0),
+        flags_notify_retry_s=_float(env_map, "AA_FLAGS_NOTIFY_RETRY_S", 2.0),
     )
 
 
