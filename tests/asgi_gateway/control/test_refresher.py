@@ -198,11 +198,14 @@ async def test_a_notification_alone_brings_the_new_flags(
     worker = await start_worker(engines(), refreshers)  # never polls during the test
     await until(lambda: worker.is_pushed, "the worker to listen")
     assert worker.push_state == "listening"
+    installed_at = worker.installed_at
 
+    flipped_at = time.time()
     await store.set_flag(Flag("appointments.list", mode="async"), actor="t", reason="r")
 
     await until(lambda: worker.snapshot.version == 1, "the worker to load version 1")
     assert worker.snapshot.flags["appointments.list"].mode == "async"
+    assert installed_at < flipped_at <= worker.installed_at
 
 
 async def test_a_killed_channel_reconnects_and_catches_up(
