@@ -23,8 +23,8 @@ from asgi_gateway.tables import FLAGS_CHANNEL
 # How the connection shows in pg_stat_activity, so an operator can tell it from the pool's.
 APPLICATION_NAME = "gateway-flags-listener"
 _CONNECT_TIMEOUT_S = 10.0
-# Options of SQLAlchemy's asyncpg dialect that asyncpg.connect itself does not take.
 _NOT_YET = "flag notifications: not connected yet; polling meanwhile"
+# Options of SQLAlchemy's asyncpg dialect that asyncpg.connect itself does not take.
 _DIALECT_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback")
 
 _log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ class FlagChannel:
     """One dedicated asyncpg connection LISTENing on FLAGS_CHANNEL, reopened whenever it is lost.
 
     Between losing the connection and having it back (a restart of the database, a killed
-    backend, a network cut) `problem` says why; the refresher polls meanwhile. The connection
+    backend, a reset network connection) `problem` says why; the refresher polls meanwhile.
+    A connection that dies without a word (no reset ever arrives) looks alive: the
+    refresher's slow fallback poll is what bounds that case. The connection
     is opened outside the engine's pool: it is held for the life of the worker and must never
     be handed to a query.
     """
