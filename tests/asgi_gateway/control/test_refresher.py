@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,7 +20,7 @@ from asgi_gateway.control.refresher import FlagRefresher
 from asgi_gateway.control.store import Change, FlagStore
 from asgi_gateway.flag_file import parse_flag_file
 from asgi_gateway.flags import EndpointRules, Flag
-from asgi_gateway.tables import FLAGS_CHANNEL
+from asgi_gateway.tables import FLAGS_CHANNEL, state_table
 from shared.config import Settings, normalize_database_url
 
 pytestmark = pytest.mark.postgres
@@ -84,12 +85,16 @@ async def start_worker(
     *,
     interval_s: float = NEVER_S,
     retry_s: float = 0.2,
+    fallback_interval_s: float = NEVER_S,
     channel_engine: AsyncEngine | None = None,
 ) -> FlagRefresher:
     """A worker's refresher with a channel, loaded and started, as the gateway starts one."""
     channel = FlagChannel(channel_engine or engine, retry_s=retry_s)
     refresher = FlagRefresher(
-        FlagStore(engine), interval_s=interval_s, channel=channel, fallback_interval_s=NEVER_S
+        FlagStore(engine),
+        interval_s=interval_s,
+        channel=channel,
+        fallback_interval_s=fallback_interval_s,
     )
     await refresher.refresh()
     refresher.start()
@@ -206,6 +211,22 @@ async def test_a_notification_alone_brings_the_new_flags(
     await until(lambda: worker.snapshot.version == 1, "the worker to load version 1")
     assert worker.snapshot.flags["appointments.list"].mode == "async"
     assert installed_at < flipped_at <= worker.installed_at
+
+
+async def test_a_change_that_sends_no_notice_is_found_by_the_fallback_poll(
+    store: FlagStore,
+    engines: Callable[[], AsyncEngine],
+    refreshers: list[FlagRefresher],
+) -> None:
+    worker = await start_worker(engines(), refreshers, fallback_interval_s=0.1)
+    await until(lambda: worker.is_pushed, "the worker to listen")
+
+    # What an older release (or a manual UPDATE) does: move the version, announce nothing.
+    async with store.engine.begin() as conn:
+        await conn.execute(update(state_table).values(version=state_table.c.version + 1))
+
+    await until(lambda: worker.snapshot.version == 1, "the fallback poll to find version 1")
+    assert worker.is_pushed  # it never stopped listening: the slow poll found it
 
 
 async def test_a_killed_channel_reconnects_and_catches_up(
