@@ -71,6 +71,14 @@ class FlagChannel:
         """True while the connection is open and LISTENing: flips arrive as notifications."""
         return self.problem is None
 
+    @property
+    def state(self) -> str:
+        """`listening`, `connecting` (not yet connected) or `reconnecting` (lost): a word for
+        /readyz, which anyone may read; the reason (`problem`) goes only to the log."""
+        if self.problem is None:
+            return "listening"
+        return "connecting" if self.problem == _NOT_YET else "reconnecting"
+
     def start(self, heard: Heard) -> None:
         """Connect and listen in a task of the running loop; `heard` gets every notice."""
         if self._task is None:

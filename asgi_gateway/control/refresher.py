@@ -53,10 +53,11 @@ class FlagRefresher:
 
     @property
     def push_state(self) -> str:
-        """How this worker learns of flips: `listening`, `polling` (no channel), or why not."""
+        """How this worker learns of flips: `polling` (no channel), or its channel's state
+        (`listening`, `connecting`, `reconnecting`: polling meanwhile)."""
         if self.channel is None:
             return "polling"
-        return self.channel.problem or "listening"
+        return self.channel.state
 
     async def refresh(self) -> bool:
         """Read the version (or trust an announced one), load the flags when it moved; True

@@ -244,7 +244,9 @@ async def test_a_killed_channel_reconnects_and_catches_up(
 
     await terminate(pg_url, pids)
     await until(lambda: not worker.is_pushed, "the worker to notice the lost channel")
-    assert "flag notifications lost" in worker.push_state
+    assert worker.push_state == "reconnecting"
+    assert worker.channel is not None and worker.channel.problem is not None
+    assert "closed by the database or the network" in worker.channel.problem
     await store.set_flag(Flag("appointments.list", mode="async"), actor="t", reason="r")
 
     await until(lambda: worker.is_pushed, "the channel to reconnect")
@@ -265,16 +267,19 @@ async def test_without_a_channel_the_worker_polls_at_its_interval(
     # flags current by polling every interval_s.
     unreachable = open_engine(pg_url.replace("127.0.0.1:5432", "127.0.0.1:1"))
     try:
+        assert FlagChannel(unreachable).state == "connecting"  # until its first attempt
         worker = await start_worker(
             engines(), refreshers, interval_s=0.05, retry_s=NEVER_S, channel_engine=unreachable
         )
-        await until(lambda: "flag notifications lost" in worker.push_state, "a failed connect")
+        await until(lambda: worker.push_state == "reconnecting", "a failed connect")
         assert not worker.is_pushed
+        problem = worker.channel.problem if worker.channel is not None else None
+        assert problem is not None and "flag notifications lost" in problem
 
         await store.set_flag(Flag("appointments.list", mode="async"), actor="t", reason="r")
 
         await until(lambda: worker.snapshot.version == 1, "the polling worker to load version 1")
-        assert "Connect call failed" in worker.push_state or "refused" in worker.push_state
+        assert "Connect call failed" in problem or "refused" in problem
     finally:
         await unreachable.dispose()
 
