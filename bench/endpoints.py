@@ -18,8 +18,6 @@ import argparse
 import collections
 import contextlib
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -37,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
+from bench._common import RunInfo, write_results  # noqa: E402
 from bench.gateway import (  # noqa: E402
     DEMO_USER,
     START_TIMEOUT_S,
@@ -572,8 +571,7 @@ def running(servers: list[tuple[Server, str]], token: str) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    load_before = os.getloadavg()
+    info = RunInfo(opts)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="aa-bench-endpoints-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -609,24 +607,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"{s[side]['socket_errors']} socket errors"
                 )
     result = {
-        "meta": {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-            "started": started,
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "graph": {"latency_ms": GRAPH_LATENCY_MS, "events": GRAPH_EVENTS},
-            "wsgi_threads": opts.wsgi_threads or "default (AA_DB_POOL_SIZE 10 + 2 = 12)",
-        },
+        "meta": info.meta(
+            graph={"latency_ms": GRAPH_LATENCY_MS, "events": GRAPH_EVENTS},
+            wsgi_threads=opts.wsgi_threads or "default (AA_DB_POOL_SIZE 10 + 2 = 12)",
+        ),
         "cases": summary,
         "fake_graph_alone": fake_summary,
         "profile": profiles,
         "notes": notes,
     }
-    opts.output.parent.mkdir(parents=True, exist_ok=True)
-    opts.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(opts.output, result)
     print_report(summary, fake_summary)
     if profiles:
         print("\nprofiles (py-spy --gil, self time by package and key functions, % of samples):")

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -33,6 +32,11 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import RunInfo, write_results  # noqa: E402
+
 REPORT_LUA = ROOT / "bench" / "_report.lua"
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -344,17 +348,19 @@ def time_decisions(environ: Mapping[str, str], token: str) -> dict[str, float]:
     from asgi_gateway.app import create_gateway
     from asgi_gateway.flags import Flag
     from asgi_gateway.serving.decision import CompiledFlag, Snapshot, decide_backend
-    from asgi_gateway.serving.identity import FlaskSessionUser
     from shared.config import load_settings
+    from shared.sessions import SessionReader
 
     endpoint = "appointments.list"
     flag = Flag(endpoint, mode="canary", percent=25.0, sticky_by="user")
     compiled = CompiledFlag.of(flag)
-    gateway = create_gateway(load_settings(environ))  # built, never started: no I/O
+    settings = load_settings(environ)
+    gateway = create_gateway(settings)  # built, never started: no I/O
     # What the lifespan's refresher would hold; only `.snapshot` is read on the hot path.
     gateway.plane.refresher = SimpleNamespace(snapshot=Snapshot.build(1, {endpoint: flag}))  # type: ignore[assignment]
-    assert isinstance(gateway.user_key, FlaskSessionUser)
-    session = gateway.user_key.serializer.dumps({"user_id": 1})
+    # A signed session cookie as the legacy app writes it (the sticky key reads it unverified
+    # against the database: routing does no I/O).
+    session = SessionReader(settings.secret_key).serializer.dumps({"user_id": 1, "sid": "bench"})
     base_headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
     bearer_scope = _scope([*base_headers, (b"authorization", f"Bearer {token}".encode())])
     cookie_scope = _scope([*base_headers, (b"cookie", f"aa_session={session}".encode())])
@@ -447,6 +453,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
+    info = RunInfo(opts)
     with tempfile.TemporaryDirectory(prefix="aa-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         environ, token = prepare(tmp)
@@ -467,20 +474,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{s[role]['socket_errors']} socket errors"
                 )
     result = {
-        "meta": {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "targets": {"rps_ratio": RPS_RATIO_TARGET, "decision_ns": DECISION_TARGET_NS},
-        },
+        "meta": info.meta(
+            targets={"rps_ratio": RPS_RATIO_TARGET, "decision_ns": DECISION_TARGET_NS}
+        ),
         "cases": summary,
         "decision_ns": decisions,
         "notes": notes,
     }
-    opts.output.parent.mkdir(parents=True, exist_ok=True)
-    opts.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(opts.output, result)
     print_report(summary, decisions)
     for note in notes:
         print(f"note: {note}")

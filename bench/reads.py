@@ -21,13 +21,10 @@ bench/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -41,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
+from bench._common import RunInfo, write_results  # noqa: E402
 from bench.endpoints import running, settle  # noqa: E402
 from bench.gateway import DEMO_USER, SECRET, Run, Server, _cli, run_wrk  # noqa: E402
 
@@ -241,8 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    load_before = os.getloadavg()
+    info = RunInfo(opts)
     databases = ("sqlite", "postgresql") if opts.database == "both" else (opts.database,)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="aa-bench-reads-") as tmp_dir:
@@ -258,21 +255,12 @@ def main(argv: list[str] | None = None) -> int:
                     check_bodies(servers, token)
                     results[database] = summarize(measure(servers, token, opts))
     report = {
-        "meta": {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-            "started": started,
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-            "path": PATH,
-            "target": f"async >= {TARGET}x the floor's req/s on each database",
-        },
+        "meta": info.meta(
+            path=PATH, target=f"async >= {TARGET}x the floor's req/s on each database"
+        ),
         "databases": results,
     }
-    opts.output.parent.mkdir(parents=True, exist_ok=True)
-    opts.output.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(opts.output, report)
     print_report(results)
     print(f"\nwrote {opts.output}")
     return 0

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -41,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import RunInfo, write_results  # noqa: E402
 from bench.gateway import Run, Server, prepare, run_wrk  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "shadow.json"
@@ -145,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--case", action="append", help="only cases whose name has this text")
     opts = parser.parse_args(argv)
+    info = RunInfo(opts)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="aa-bench-shadow-") as tmp_dir:
         tmp = Path(tmp_dir)
@@ -154,18 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results[case.name] = measure_case(case, environ, token, opts, tmp)
     output = {
-        "meta": {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "targets": {"p50_ratio": P50_RATIO_TARGET, "rps_ratio": RPS_RATIO_TARGET},
-        },
+        "meta": info.meta(targets={"p50_ratio": P50_RATIO_TARGET, "rps_ratio": RPS_RATIO_TARGET}),
         "cases": results,
     }
-    opts.output.parent.mkdir(parents=True, exist_ok=True)
-    opts.output.write_text(json.dumps(output, indent=2) + "\n")
+    write_results(opts.output, output)
     print_report(results)
     print(f"\nwrote {opts.output}")
     return 0

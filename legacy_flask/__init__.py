@@ -104,7 +104,9 @@ def create_app(
         install_runtime(app, runtime)
 
     from legacy_flask import (
+        account_pages,
         action_items,
+        admin_pages,
         api,
         appointments,
         archive,
@@ -112,12 +114,15 @@ def create_app(
         archive_pages,
         audit,
         auth,
+        calendar_pages,
         calendars,
+        config_pages,
         health,
         job_pages,
         jobs,
         pages,
         tokens,
+        zones,
     )
 
     api.register_error_handlers(app)
@@ -135,6 +140,11 @@ def create_app(
         pages.bp,
         job_pages.bp,
         archive_pages.bp,
+        calendar_pages.bp,
+        config_pages.bp,
+        account_pages.bp,
+        admin_pages.bp,
+        zones.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -11,20 +11,16 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from legacy_flask.api import services
 from legacy_flask.csrf import check_csrf
+from legacy_flask.forms import flash_error
 from legacy_flask.pages import login_required
 from shared import bridge
 from shared.auth import Actor
 from shared.date_phrases import resolve_window
-from shared.errors import AppError
+from shared.errors import AppError, Forbidden, NotFound
 from shared.inputs.archive import MODES, parse_action_item_query, parse_resolution
 from shared.inputs.audit import parse_audit_query
 
 bp = Blueprint("archive_pages", __name__)
-
-
-def _flash_error(exc: AppError) -> None:
-    details = "; ".join(f"{d.get('field', '')} {d.get('message', '')}" for d in exc.details)
-    flash(f"{exc.message}: {details}" if details else exc.message, "error")
 
 
 @bp.get("/action-items")
@@ -35,7 +31,7 @@ def action_items(actor: Actor) -> Any:
     try:
         query = parse_action_item_query(args)
     except AppError as exc:
-        _flash_error(exc)
+        flash_error(exc)
         return redirect(url_for("archive_pages.action_items"))
     page = bridge.run(services().action_items.list(actor, query))
     return render_template("action_items.html", page=page, state=query.state)
@@ -52,8 +48,10 @@ def resolve_item(actor: Actor, item_id: int) -> Any:
     )
     try:
         item = bridge.run(services().action_items.resolve(actor, item_id, parse_resolution(body)))
+    except (NotFound, Forbidden):
+        raise  # another user's item: the error page, as for any id that is not theirs
     except AppError as exc:
-        _flash_error(exc)
+        flash_error(exc)
     else:
         kept = ", ".join(
             a["subject"]
@@ -88,10 +86,12 @@ def run_archive(actor: Actor, config_id: int) -> Any:
                 zone,
                 today,
             )
+            if start is not None and end is not None and end <= start:
+                raise ValueError("the last day is before the first; swap From and To")
         except ValueError as exc:
             flash(f"Archive run not started: {exc}", "error")
             return render_template(
-                "run_form.html", config=config, modes=MODES, form=request.form
+                "run_form.html", config=config, modes=MODES, form=request.form, error=str(exc)
             ), 422
         mode = request.form.get("mode") or None
         if mode is not None and mode not in MODES:
@@ -119,7 +119,7 @@ def audit(actor: Actor) -> Any:
     try:
         query = parse_audit_query(request.args)
     except AppError as exc:
-        _flash_error(exc)
+        flash_error(exc)
         return redirect(url_for("archive_pages.audit"))
     page = bridge.run(services().audit.list(actor, query))
     return render_template("audit.html", page=page, args=request.args)

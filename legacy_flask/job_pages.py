@@ -9,6 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from legacy_flask.api import services
 from legacy_flask.csrf import check_csrf
+from legacy_flask.forms import flash_error
 from legacy_flask.pages import login_required
 from shared import bridge
 from shared.auth import Actor
@@ -46,11 +47,6 @@ def _form_body(form: MultiDict[str, str], *, partial: bool) -> dict[str, Any]:
     return body
 
 
-def _flash_error(exc: AppError) -> None:
-    details = "; ".join(f"{d.get('field', '')} {d.get('message', '')}" for d in exc.details)
-    flash(f"{exc.message}: {details}" if details else exc.message, "error")
-
-
 @bp.get("/jobs")
 @login_required
 def jobs(actor: Actor) -> Any:
@@ -72,7 +68,7 @@ def create_job(actor: Actor) -> Any:
             services().jobs.create(actor, parse_job(_form_body(request.form, partial=False)))
         )
     except AppError as exc:
-        _flash_error(exc)
+        flash_error(exc)
         return redirect(url_for("job_pages.jobs"))
     flash(
         f"Job {job['id']} created; next run {local_clock(job['next_run_at'], job['timezone'])}.",
@@ -107,7 +103,7 @@ def update_job(actor: Actor, job_id: int) -> Any:
         values = parse_job(_form_body(request.form, partial=True), partial=True)
         bridge.run(services().jobs.update(actor, job_id, values))
     except AppError as exc:
-        _flash_error(exc)
+        flash_error(exc)
     else:
         flash(f"Job {job_id} saved.", "info")
     return redirect(url_for("job_pages.job", job_id=job_id))
@@ -120,7 +116,7 @@ def trigger_job(actor: Actor, job_id: int) -> Any:
     try:
         run = bridge.run(services().jobs.trigger(actor, job_id))
     except AppError as exc:
-        _flash_error(exc)
+        flash_error(exc)
     else:
         flash(f"Run {run['id']} queued.", "info")
     return redirect(url_for("job_pages.job", job_id=job_id))
@@ -133,7 +129,7 @@ def delete_job(actor: Actor, job_id: int) -> Any:
     try:
         bridge.run(services().jobs.delete(actor, job_id))
     except AppError as exc:
-        _flash_error(exc)
+        flash_error(exc)
         return redirect(url_for("job_pages.job", job_id=job_id))
     flash(f"Job {job_id} deleted.", "info")
     return redirect(url_for("job_pages.jobs"))

@@ -56,6 +56,10 @@ class UserRepository:
         await self.session.flush()
         return user
 
+    async def page(self, page: PageRequest) -> Page[User]:
+        """Every user, by email (the admin page)."""
+        return await _paginate(self.session, select(User).order_by(User.email), page)
+
 
 class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -21,7 +21,9 @@ __all__ = ["event_body", "page_items", "parse_calendar", "parse_event", "utc_iso
 
 _GRAPH_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f0"
 # Graph's `showAs` also has `unknown`: nothing says the time was free, so it counts as busy.
-_SHOW_AS = {value.casefold(): value for value in SHOW_AS}
+_SHOW_AS = {value.casefold(): value for value in SHOW_AS} | {value: value for value in SHOW_AS}
+_SENSITIVITY = {value: value for value in SENSITIVITY}
+_IMPORTANCE = {value: value for value in IMPORTANCE}
 
 
 def page_items(page: Mapping[str, Any]) -> list[Any]:
@@ -38,40 +40,46 @@ def parse_event(item: Any) -> ProviderEvent:
     """A Graph event JSON object as a ProviderEvent; ProviderError naming the event if malformed."""
     if not isinstance(item, dict):
         raise ProviderError(f"graph: expected an event object, got {type(item).__name__}")
-    event_id = item.get("id")
+    get = item.get
+    event_id = get("id")
     if not isinstance(event_id, str) or not event_id:
         raise ProviderError(f"graph: event without an id: {str(item)[:200]}")
-    location = item.get("location") or {}
-    categories = item.get("categories") or []
-    sensitivity = item.get("sensitivity") or "normal"
-    subject = item.get("subject") or ""
-    show_as = item.get("showAs") or "busy"
-    importance = item.get("importance") or "normal"
-    series_id = item.get("seriesMasterId") or None
+    location = get("location") or {}
+    categories = get("categories") or []
+    sensitivity = get("sensitivity") or "normal"
+    subject = get("subject") or ""
+    show_as = get("showAs") or "busy"
+    importance = get("importance") or "normal"
+    series_id = get("seriesMasterId") or None
     if not isinstance(location, dict) or not isinstance(categories, list):
         raise ProviderError(f"graph: event {event_id!r} has a malformed location or categories")
     if not isinstance(subject, str) or not isinstance(sensitivity, str):
         raise ProviderError(f"graph: event {event_id!r} has a malformed subject or sensitivity")
-    if not all(isinstance(v, str) for v in (show_as, importance)) or not isinstance(
-        series_id, str | None
+    if (
+        not isinstance(show_as, str)
+        or not isinstance(importance, str)
+        or not (series_id is None or isinstance(series_id, str))
     ):
         raise ProviderError(f"graph: event {event_id!r} has a malformed showAs or importance")
-    start = _parse_time(item.get("start"), event_id, "start")
-    end = _parse_time(item.get("end"), event_id, "end")
-    sensitivity = sensitivity.lower() if sensitivity.lower() in SENSITIVITY else "normal"
+    start = _parse_time(get("start"), event_id, "start")
+    end = _parse_time(get("end"), event_id, "end")
+    # Known values in Graph's own spelling are one lookup; any other spelling is folded first.
+    sensitivity = _SENSITIVITY.get(sensitivity) or _SENSITIVITY.get(sensitivity.lower(), "normal")
     return ProviderEvent(
-        event_id=event_id,
-        subject=subject,
-        start=start,
-        end=end,
-        location=str(location.get("displayName") or ""),
-        categories=tuple(str(c) for c in categories),
-        is_private=sensitivity in PRIVATE_SENSITIVITIES,
-        show_as=_SHOW_AS.get(show_as.casefold(), "busy"),
-        importance=importance.lower() if importance.lower() in IMPORTANCE else "normal",
-        sensitivity=sensitivity,
-        is_all_day=item.get("isAllDay") is True,
-        series_id=series_id,
+        event_id,
+        subject,
+        start,
+        end,
+        str(location.get("displayName") or ""),
+        tuple(categories)
+        if all(type(c) is str for c in categories)
+        else tuple(map(str, categories)),
+        sensitivity in PRIVATE_SENSITIVITIES,
+        _SHOW_AS.get(show_as) or _SHOW_AS.get(show_as.casefold(), "busy"),
+        _IMPORTANCE.get(importance) or _IMPORTANCE.get(importance.lower(), "normal"),
+        sensitivity,
+        get("isAllDay") is True,
+        series_id,
     )
 
 
@@ -105,11 +113,22 @@ def event_body(event: ProviderEvent) -> dict[str, Any]:
 
 def _parse_time(value: Any, event_id: str, which: str) -> datetime:
     """A Graph dateTimeTimeZone ({"dateTime", "timeZone"}) as an aware UTC datetime."""
-    if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
+    if not isinstance(value, dict) or not isinstance(raw := value.get("dateTime"), str):
         raise ProviderError(f"graph: event {event_id!r} has no {which}.dateTime (got {value!r})")
-    raw, zone_name = value["dateTime"], value.get("timeZone") or "UTC"
+    zone_name = value.get("timeZone") or "UTC"
+    if zone_name == "UTC":
+        # Graph's usual answer: a local time in UTC, 7 fractional digits (fromisoformat, 3.11+,
+        # truncates them). Read with its offset, the C parser hands back a time in datetime.UTC
+        # directly: no zone lookup, replace() or conversion. One that carries an offset of its
+        # own, or a date alone, takes the general path.
+        try:
+            moment = datetime.fromisoformat(raw + "+00:00")
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is UTC:  # not a date alone, whose offset 3.11 drops
+                return moment
     try:
-        # Graph sends 7 fractional digits; fromisoformat (3.11+) accepts and truncates them.
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise ProviderError(
@@ -117,9 +136,7 @@ def _parse_time(value: Any, event_id: str, which: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         if isinstance(zone_name, str) and zone_name.upper() in _UTC_NAMES:
-            # Graph's usual answer: read with its offset, the C parser hands back the time in
-            # datetime.UTC directly, with no zone lookup, replace() or conversion per event.
-            return datetime.fromisoformat(raw + "+00:00")
+            return moment.replace(tzinfo=UTC)
         moment = moment.replace(tzinfo=_zone(zone_name, event_id, which))
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 

@@ -117,5 +117,5 @@ class CalendarResolver:
         raise _fail(
             field,
             f"{uri} is remote calendar {remote.id!r} ({remote.name!r}), which you have not "
-            "added; add it first (POST /api/calendars with its uri)",
+            "added; add it first (on the Calendars page, or POST /api/calendars with its uri)",
         )

@@ -22,11 +22,12 @@ from shared.auth import Actor, Passwords, hash_token
 from shared.db import Database
 from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from shared.models import User, UserSession, utcnow
+from shared.pagination import Page, PageRequest
 from shared.repositories import SessionRepository, TokenRepository, UserRepository
-from shared.representation import user_json
+from shared.representation import instant, user_json
 from shared.sessions import SESSION_MAX_AGE_S, SessionIdentity
 from shared.throttle import LoginThrottle
-from shared.validation import check_mailbox
+from shared.validation import check_mailbox, parse_timezone
 
 MIN_PASSWORD_LENGTH = 8
 # Enough for every token and session user a busy process sees within one cache period.
@@ -165,6 +166,34 @@ class UserService:
             self.actors.forget_user(user.id)
         return result
 
+    async def set_admin(self, email: str, is_admin: bool) -> dict[str, Any]:
+        """Give or take admin rights; the user's credentials re-resolve with the new rights."""
+        async with self.db.session() as session:
+            user = await self._by_email(session, email)
+            user.is_admin = is_admin
+            result = user_json(user)
+        self.actors.forget_user(user.id)
+        return result
+
+    async def account(self, user_id: int) -> dict[str, Any]:
+        """One user as `listing` shows them (for admins); 404 when there is no such user."""
+        async with self.db.read_session() as session:
+            user = await UserRepository(session).get(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return _account_json(user)
+
+    async def listing(self, page: PageRequest) -> Page[dict[str, Any]]:
+        """Every user by email, with whether they are disabled and since when (for admins)."""
+        async with self.db.read_session() as session:
+            result = await UserRepository(session).page(page)
+        return Page(
+            [_account_json(user) for user in result.items],
+            result.page,
+            result.per_page,
+            result.total,
+        )
+
     async def set_password(self, email: str, password: str) -> None:
         """Set a user's password (an operator's reset): every session of the user ends."""
         _check_new_password(password, "password")
@@ -182,6 +211,26 @@ class UserService:
             user = await self._by_email(session, email)
             user.mailbox = mailbox
             return {**user_json(user), "mailbox": mailbox}
+
+    # -- preferences --------------------------------------------------------------------------
+
+    async def timezone_of(self, actor: Actor) -> str | None:
+        """The IANA zone the actor's pages show times in; None follows the browser."""
+        async with self.db.read_session() as session:
+            user = await UserRepository(session).get(actor.user_id)
+        return None if user is None else user.timezone
+
+    async def set_timezone(self, actor: Actor, zone: str | None) -> str | None:
+        """Set (or, with None or "", clear) the actor's time zone; 422 for an unknown zone."""
+        zone = (zone or "").strip() or None
+        if zone is not None:
+            parse_timezone(zone, field="timezone")
+        async with self.db.session() as session:
+            user = await UserRepository(session).get(actor.user_id)
+            if user is None:
+                raise Unauthorized("the signed-in user no longer exists")
+            user.timezone = zone
+        return zone
 
     # -- signing in and out -------------------------------------------------------------------
 
@@ -372,6 +421,14 @@ class UserService:
         if user is None:
             raise NotFound(f"user {email!r} not found (create it with 'users create')")
         return user
+
+
+def _account_json(user: User) -> dict[str, Any]:
+    return {
+        **user_json(user),
+        "disabled_at": instant(user.disabled_at),
+        "created_at": instant(user.created_at),
+    }
 
 
 def _check_new_password(password: Any, field: str) -> None:
