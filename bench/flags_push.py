@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import socket
 import statistics
@@ -53,6 +52,7 @@ from asgi_gateway.control.listener import FlagChannel  # noqa: E402
 from asgi_gateway.control.refresher import FlagRefresher  # noqa: E402
 from asgi_gateway.control.store import FlagStore  # noqa: E402
 from asgi_gateway.flags import Flag, Mode  # noqa: E402
+from bench._common import RunInfo, write_results  # noqa: E402
 from shared import bridge  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "flags_push.json"
@@ -304,6 +304,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0, help="seconds per rate window")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    info = RunInfo(args)
     sizes = [int(n) for n in args.pollers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-flags-push-"))
     with databases(3) as urls:
@@ -347,11 +348,16 @@ def main() -> None:
             "growth_idle_poll": _growth(rates, "poll", small, large, "idle_per_s"),
             "window_s": args.window,
         },
-        "settings": {"push": "defaults (fallback poll 30 s)", "poll": "notify off, poll 0.25 s"},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(summary, indent=2))
+    report = {
+        "meta": info.meta(
+            target=f"push p50 <= {TARGET_P50_MS:g} ms across two processes; idle query rate "
+            "that no longer grows with the worker count",
+            settings={"push": "defaults (fallback poll 30 s)", "poll": "notify off, poll 0.25 s"},
+        ),
+        **summary,
+    }
+    write_results(args.output, report)
     print(
         f"flip (commit) to every worker: push p50 {push['p50_ms']} ms p95 {push['p95_ms']} ms; "
         f"poll p50 {poll['p50_ms']} ms p95 {poll['p95_ms']} ms; "
