@@ -116,7 +116,12 @@ def create_gateway(settings: Settings | None = None) -> Gateway:
         flask_app,
         routes,
         FlagSource(
-            settings.flags_file, settings.database_url, poll_interval_s=settings.flags_poll_s
+            settings.flags_file,
+            settings.database_url,
+            poll_interval_s=settings.flags_poll_s,
+            notify=settings.flags_notify,
+            fallback_poll_s=settings.flags_fallback_poll_s,
+            notify_retry_s=settings.flags_notify_retry_s,
         ),
         authenticate=authenticate,
         user_key=sticky_user_key(SessionReader(settings.secret_key)),

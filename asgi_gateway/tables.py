@@ -82,6 +82,10 @@ flags_table = Table(
     Column("updated_by", String(320), nullable=False),
 )
 
+# The PostgreSQL channel on which every move of the flag version is announced (payload: the
+# new version); see asgi_gateway.control.listener.
+FLAGS_CHANNEL = "gateway_flags"
+
 state_table = Table(
     "rollout_state",
     metadata,
@@ -226,6 +230,7 @@ __all__ = [
     "BUCKETS_MS",
     "BUCKET_COLUMNS",
     "COUNT_COLUMNS",
+    "FLAGS_CHANNEL",
     "MAX_MISMATCHES_PER_MINUTE",
     "RECENT_KEEP_S",
     "Timestamp",

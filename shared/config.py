@@ -87,6 +87,9 @@ class Settings:
     m365: M365Settings | None = None
     # Key material for the delegated tokens stored at rest (default: derived from secret_key).
     token_key: str | None = None
+    flags_notify: bool = True
+    flags_fallback_poll_s: float = 30.0
+    flags_notify_retry_s: float = 2.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -159,6 +162,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rollout_webhook=_webhook_url(env_map),
         m365=_m365(env_map, graph_url),
         token_key=_token_key(env_map),
+        flags_notify=_switch(env_map, "AA_FLAGS_NOTIFY", default=True),
+        flags_fallback_poll_s=_float(env_map, "AA_FLAGS_FALLBACK_POLL_S", 30.0),
+        flags_notify_retry_s=_float(env_map, "AA_FLAGS_NOTIFY_RETRY_S", 2.0),
     )
 
 

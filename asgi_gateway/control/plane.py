@@ -181,6 +181,8 @@ class ControlPlane:
         report: dict[str, Any] = {
             "flags": "ok" if refresher.problem is None else refresher.problem,
             "flags_version": refresher.snapshot.version,
+            # Informative, never failing: while notifications are down, polling serves.
+            "flags_push": refresher.push_state,
         }
         failing = [] if refresher.problem is None else ["flags"]
         for name, check in checks.items():

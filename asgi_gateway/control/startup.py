@@ -1,5 +1,5 @@
-"""Starting and stopping the control plane: flag file, tables, snapshot, refresher, recorder,
-the guard and the rollout webhook."""
+"""Starting and stopping the control plane: flag file, tables, snapshot, refresher (and its
+flag channel), recorder, the guard and the rollout webhook."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from asgi_gateway.control.guard import GuardConfig, Guardian
+from asgi_gateway.control.listener import FlagChannel, is_notifiable
 from asgi_gateway.control.plane import ControlPlane
 from asgi_gateway.control.refresher import FlagRefresher
 from asgi_gateway.control.store import FlagStore
@@ -40,7 +41,15 @@ async def run_flags(
         changed = await store.apply(plane.declared)
         if changed:
             _log.warning("applied changed flag file entries: %s", ", ".join(changed))
-        refresher = FlagRefresher(store, interval_s=source.poll_interval_s)
+        channel = None
+        if source.notify and is_notifiable(engine):
+            channel = FlagChannel(engine, retry_s=source.notify_retry_s)
+        refresher = FlagRefresher(
+            store,
+            interval_s=source.poll_interval_s,
+            channel=channel,
+            fallback_interval_s=source.fallback_poll_s,
+        )
         await refresher.refresh()
         if refresher.problem is not None:
             raise FlagStoreUnavailable(refresher.problem)

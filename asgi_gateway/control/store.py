@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Text, cast, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,7 +25,7 @@ from asgi_gateway.control.progress import Flipped, pause_for_flip
 from asgi_gateway.errors import FlagConflict, FlagStoreUnavailable
 from asgi_gateway.flag_file import FlagFile
 from asgi_gateway.flags import EndpointRules, Flag, describe, make_flag
-from asgi_gateway.tables import audit_table, flags_table, state_table
+from asgi_gateway.tables import FLAGS_CHANNEL, audit_table, flags_table, state_table
 
 # What a flip does besides changing the flag, in its transaction (raise to undo the flip).
 Effect = Callable[[AsyncConnection, Flipped], Awaitable[None]]
@@ -378,11 +378,18 @@ def _flag_of(row: Mapping[str, Any]) -> Flag:
 
 
 async def _bump(conn: AsyncConnection) -> None:
-    result = await conn.execute(
-        update(state_table).where(state_table.c.id == 1).values(version=state_table.c.version + 1)
-    )
+    version = state_table.c.version
+    bump = update(state_table).where(state_table.c.id == 1).values(version=version + 1)
+    is_postgresql = conn.dialect.name == "postgresql"
+    if is_postgresql:
+        # The notice of the new version, in the same statement: PostgreSQL delivers it to
+        # every listening worker at commit, and never if the transaction rolls back.
+        bump = bump.returning(version, func.pg_notify(FLAGS_CHANNEL, cast(version, Text)))
+    result = await conn.execute(bump)
     if result.rowcount == 0:
         await conn.execute(insert(state_table).values(id=1, version=1))
+        if is_postgresql:
+            await conn.execute(select(func.pg_notify(FLAGS_CHANNEL, "1")))
 
 
 async def _write(

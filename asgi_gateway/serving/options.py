@@ -32,12 +32,19 @@ class FlagSource:
     """Where flags come from: the declared YAML file and the database holding runtime state.
 
     The gateway opens its own small engine on `database_url` (an async SQLAlchemy URL) on the
-    server's loop; `poll_interval_s` bounds how long a flip takes to reach every worker.
+    server's loop. On PostgreSQL with `notify`, each worker hears of a flip at once (LISTEN/
+    NOTIFY on its own connection) and polls the version only every `fallback_poll_s`; a lost
+    connection is reopened every `notify_retry_s`. Otherwise (SQLite, or while that
+    connection is down) workers poll every `poll_interval_s`, which then bounds how long a
+    flip takes to reach every worker.
     """
 
     path: Path
     database_url: str
     poll_interval_s: float = 0.25
+    notify: bool = True
+    fallback_poll_s: float = 30.0
+    notify_retry_s: float = 2.0
     engine: AsyncEngine | None = field(default=None, repr=False)
 
     def open(self) -> AsyncEngine:

@@ -4,12 +4,13 @@ down or differ on demand, in every worker and every process at once.
 Serve it with `uvicorn tests.asgi_gateway.rollout_app:app` and in the environment:
 ROLLOUT_FLAGS_FILE, ROLLOUT_DATABASE_URL, ROLLOUT_BEHAVIOUR_FILE (a JSON object twin ->
 behaviour, written by the test with `behave`), and optionally ROLLOUT_WEBHOOK,
-ROLLOUT_SLOW_MS (default 300), ROLLOUT_STATS_FLUSH_S, ROLLOUT_GUARD_TICK_S, ROLLOUT_POLL_S
-(each unset: the gateway's default).
+ROLLOUT_SLOW_MS (default 300), ROLLOUT_STATS_FLUSH_S, ROLLOUT_GUARD_TICK_S, ROLLOUT_POLL_S,
+ROLLOUT_FALLBACK_POLL_S, ROLLOUT_FLAGS_NOTIFY (on|off) (each unset: the gateway's default).
 
 Behaviours: `ok` (answers like legacy), `fail` (503), `raise` (an exception: 500), `slow`
 (answers like legacy after ROLLOUT_SLOW_MS), `differ` (one JSON value differs). Every answer
 carries the serving process's id, so a test can tell the workers apart.
+`GET /_rollout/lab/flags` answers the worker's flag version and when it was installed.
 """
 
 from __future__ import annotations
@@ -116,6 +117,18 @@ async def authenticate(scope: dict[str, Any]) -> Principal | None:
     return None
 
 
+def _flags_route(holder: list[Gateway]) -> Route:
+    async def flags(request: Request) -> Response:
+        refresher = holder[0].refresher
+        if refresher is None:
+            return JSONResponse({"error": "not started"}, status_code=503)
+        return JSONResponse(
+            {"version": refresher.snapshot.version, "installed_at": refresher.installed_at}
+        )
+
+    return Route("/_rollout/lab/flags", flags, methods=["GET"])
+
+
 def create_gateway() -> Gateway:
     """The gateway over this app, configured from the environment (unset: the defaults)."""
     env = os.environ
@@ -129,15 +142,23 @@ def create_gateway() -> Gateway:
     source = FlagSource(Path(env["ROLLOUT_FLAGS_FILE"]), env["ROLLOUT_DATABASE_URL"])
     if env.get("ROLLOUT_POLL_S"):
         source.poll_interval_s = float(env["ROLLOUT_POLL_S"])
-    return build_gateway(
+    if env.get("ROLLOUT_FALLBACK_POLL_S"):
+        source.fallback_poll_s = float(env["ROLLOUT_FALLBACK_POLL_S"])
+    if env.get("ROLLOUT_FLAGS_NOTIFY"):
+        source.notify = env["ROLLOUT_FLAGS_NOTIFY"] == "on"
+    holder: list[Gateway] = []
+    gateway = build_gateway(
         flask_app,
         routes,
         source,
         authenticate=authenticate,
         wsgi_threads=8,
         rollout_webhook=env.get("ROLLOUT_WEBHOOK") or None,
+        extra_routes=[_flags_route(holder)],
         **options,
     )
+    holder.append(gateway)
+    return gateway
 
 
 def __getattr__(name: str) -> Any:

@@ -40,6 +40,8 @@ def test_defaults(var_dir: Path) -> None:
     assert settings.wsgi_threads == 12
     assert (settings.graph_timeout_s, settings.graph_max_retries) == (10.0, 3)
     assert settings.flags_poll_s == 0.25
+    assert settings.flags_notify is True
+    assert (settings.flags_fallback_poll_s, settings.flags_notify_retry_s) == (30.0, 2.0)
     assert (settings.retire_after_days, settings.stats_retention_days) == (7, 7)
     assert settings.auth_cache_s == 5.0
     assert (settings.stats_flush_s, settings.guard_tick_s) == (2.0, 1.0)
@@ -63,6 +65,9 @@ def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
         AA_GRAPH_TIMEOUT_S="2.5",
         AA_GRAPH_MAX_RETRIES="0",
         AA_FLAGS_POLL_S="1",
+        AA_FLAGS_NOTIFY="off",
+        AA_FLAGS_FALLBACK_POLL_S="60",
+        AA_FLAGS_NOTIFY_RETRY_S="5",
         AA_RETIRE_AFTER_DAYS="30",
         AA_STATS_RETENTION_DAYS="14",
         AA_AUTH_CACHE_S="0",
@@ -80,6 +85,8 @@ def test_every_variable_is_read(var_dir: Path, tmp_path: Path) -> None:
     assert settings.max_body_bytes == 2048
     assert (settings.graph_timeout_s, settings.graph_max_retries) == (2.5, 0)
     assert settings.flags_poll_s == 1.0
+    assert settings.flags_notify is False
+    assert (settings.flags_fallback_poll_s, settings.flags_notify_retry_s) == (60.0, 5.0)
     assert (settings.retire_after_days, settings.stats_retention_days) == (30, 14)
     assert settings.auth_cache_s == 0.0  # zero turns the credential cache off
     assert (settings.stats_flush_s, settings.guard_tick_s) == (0.5, 0.25)
@@ -128,6 +135,9 @@ def test_settings_are_frozen(var_dir: Path) -> None:
         ("AA_GRAPH_TIMEOUT_S", "0", r"AA_GRAPH_TIMEOUT_S=0.0 must be greater than zero"),
         ("AA_GRAPH_MAX_RETRIES", "-1", r"AA_GRAPH_MAX_RETRIES=-1 is too small"),
         ("AA_FLAGS_POLL_S", "-0.5", r"AA_FLAGS_POLL_S=-0.5 must be greater than zero"),
+        ("AA_FLAGS_NOTIFY", "true", r"AA_FLAGS_NOTIFY='true' is not valid \(expected on or off\)"),
+        ("AA_FLAGS_FALLBACK_POLL_S", "0", r"AA_FLAGS_FALLBACK_POLL_S=0.0 must be greater than"),
+        ("AA_FLAGS_NOTIFY_RETRY_S", "soon", r"AA_FLAGS_NOTIFY_RETRY_S='soon' is not a number"),
         ("AA_AUTH_CACHE_S", "-1", r"AA_AUTH_CACHE_S=-1.0 must be zero or more"),
         ("AA_AUTH_CACHE_S", "nan", r"AA_AUTH_CACHE_S=nan must be zero or more"),
         ("AA_RETIRE_AFTER_DAYS", "0", r"AA_RETIRE_AFTER_DAYS=0 is too small"),
