@@ -8,13 +8,14 @@ workers and machines merged.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from sqlalchemy import ColumnElement, Subquery, func, select, union_all
+from sqlalchemy import ColumnElement, Select, Subquery, bindparam, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgi_gateway.control.analysis import Figures, Side
@@ -48,7 +49,7 @@ def _step(minute: ColumnElement[int], step_minutes: int) -> ColumnElement[int]:
     return (minute // step_minutes) * step_minutes
 
 
-def _since(column: ColumnElement[int], since_minute: int) -> ColumnElement[bool]:
+def _since(column: ColumnElement[int], since_minute: Any) -> ColumnElement[bool]:
     """`column >= since_minute`, written as a closed range.
 
     The upper bound excludes no row. It tells SQLite's planner (which has no statistics
@@ -91,12 +92,9 @@ async def totals(
     engine: AsyncEngine, since_minute: int, endpoints: Iterable[str] | None = None
 ) -> dict[tuple[str, str], Totals]:
     """(endpoint, backend) -> Totals since `since_minute`, all workers and machines merged."""
-    rows = _since_summed(since_minute, _TOTAL_COLUMNS, endpoints)
-    query = select(
-        rows.c.endpoint, rows.c.backend, *(func.sum(rows.c[c]) for c in _TOTAL_COLUMNS)
-    ).group_by(rows.c.endpoint, rows.c.backend)
+    query = _totals_query(_TOTAL_COLUMNS, endpoints is not None)
     async with engine.connect() as conn:
-        found = (await conn.execute(query)).all()
+        found = (await conn.execute(query, _window(since_minute, endpoints))).all()
     result = {}
     for endpoint, backend, *values in found:
         ints = [int(v or 0) for v in values]
@@ -108,44 +106,57 @@ async def request_counts(
     engine: AsyncEngine, since_minute: int, endpoints: Iterable[str]
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """(endpoint, backend) -> (requests, errors) since `since_minute`."""
-    rows = _since_summed(since_minute, ("requests", "errors"), endpoints)
-    query = select(
-        rows.c.endpoint, rows.c.backend, func.sum(rows.c.requests), func.sum(rows.c.errors)
-    ).group_by(rows.c.endpoint, rows.c.backend)
+    query = _totals_query(("requests", "errors"), True)
     async with engine.connect() as conn:
-        found = (await conn.execute(query)).all()
+        found = (await conn.execute(query, _window(since_minute, endpoints))).all()
     return {(e, b): (int(r or 0), int(x or 0)) for e, b, r, x in found}
 
 
-def _since_summed(
-    since_minute: int,
-    columns: Sequence[str],
-    endpoints: Iterable[str] | None,
-    *,
-    with_minute: bool = False,
-) -> Subquery:
-    """Count rows covering every minute from `since_minute` on, each minute exactly once.
+def _window(since_minute: int, endpoints: Iterable[str] | None) -> dict[str, Any]:
+    """The parameters of `_since_summed`'s statement for one window."""
+    first_quarter = -(-since_minute // QUARTER_MINUTES)
+    params: dict[str, Any] = {
+        "since": since_minute,
+        "edge": first_quarter * QUARTER_MINUTES - 1,
+        "first_quarter": first_quarter,
+    }
+    if endpoints is not None:
+        params["names"] = list(endpoints)
+    return params
+
+
+@functools.cache
+def _totals_query(columns: tuple[str, ...], by_endpoint: bool) -> Select[Any]:
+    rows = _since_summed(columns, by_endpoint, with_minute=False)
+    return select(
+        rows.c.endpoint, rows.c.backend, *(func.sum(rows.c[c]) for c in columns)
+    ).group_by(rows.c.endpoint, rows.c.backend)
+
+
+def _since_summed(columns: tuple[str, ...], by_endpoint: bool, *, with_minute: bool) -> Subquery:
+    """Count rows covering every minute from `since` on (parameters from `_window`), each
+    minute exactly once.
 
     The minutes before the first whole quarter of an hour come from the per-minute rows, the
     rest from the per-quarter ones (the recorder writes both in one transaction): a week of
     one endpoint is 672 rows, not 10,080. `with_minute` adds each row's first minute.
+    Statements are built once per shape and take the window as parameters.
     """
-    first_quarter = -(-since_minute // QUARTER_MINUTES)
     minute, quarter = stats_table.c.minute, quarter_stats_table.c.quarter
     minutes = select(
         stats_table.c.endpoint,
         stats_table.c.backend,
         *([minute] if with_minute else []),
         *(stats_table.c[c] for c in columns),
-    ).where(minute.between(since_minute, first_quarter * QUARTER_MINUTES - 1))
+    ).where(minute.between(bindparam("since"), bindparam("edge")))
     quarters = select(
         quarter_stats_table.c.endpoint,
         quarter_stats_table.c.backend,
         *([(quarter * QUARTER_MINUTES).label("minute")] if with_minute else []),
         *(quarter_stats_table.c[c] for c in columns),
-    ).where(_since(quarter, first_quarter))
-    if endpoints is not None:
-        names = list(endpoints)
+    ).where(quarter.between(bindparam("first_quarter"), _LAST_MINUTE))
+    if by_endpoint:
+        names = bindparam("names", expanding=True)
         # Naming both backends (the only two the recorder writes) lets the per-endpoint
         # indexes (endpoint, backend, time) seek to the window instead of reading the
         # endpoint's whole week.
@@ -166,29 +177,36 @@ async def series(
     endpoints: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Per time step: requests and errors per backend (for the charts)."""
-    if step_minutes % QUARTER_MINUTES == 0:
-        # Steps of whole quarters: the quarters' rows are the points (or sum into them).
-        rows: Any = _since_summed(since_minute, ("requests", "errors"), endpoints, with_minute=True)
-        where = []
-    else:
-        rows = stats_table
-        where = [_since(stats_table.c.minute, since_minute)]
-        if endpoints is not None:
-            where.append(stats_table.c.endpoint.in_(list(endpoints)))
-    step = _step(rows.c.minute, step_minutes) if step_minutes > 1 else rows.c.minute
-    query = (
-        select(step.label("t"), rows.c.backend, func.sum(rows.c.requests), func.sum(rows.c.errors))
-        .where(*where)
-        .group_by("t", rows.c.backend)
-        .order_by("t")
-    )
+    query = _series_query(step_minutes, endpoints is not None)
     async with engine.connect() as conn:
-        found = (await conn.execute(query)).all()
+        found = (await conn.execute(query, _window(since_minute, endpoints))).all()
     points: dict[int, dict[str, Any]] = {}
     for t, backend, requests, errors in found:
         point = points.setdefault(int(t), {"minute": int(t), "legacy": [0, 0], "async": [0, 0]})
         point[backend] = [int(requests or 0), int(errors or 0)]
     return [points[t] for t in sorted(points)]
+
+
+@functools.cache
+def _series_query(step_minutes: int, by_endpoint: bool) -> Select[Any]:
+    rows: Any
+    if step_minutes % QUARTER_MINUTES == 0:
+        # Steps of whole quarters: the quarters' rows are the points (or sum into them).
+        rows = _since_summed(("requests", "errors"), by_endpoint, with_minute=True)
+        where = []
+    else:
+        rows = stats_table
+        where = [_since(stats_table.c.minute, bindparam("since"))]
+        if by_endpoint:
+            where.append(stats_table.c.endpoint.in_(bindparam("names", expanding=True)))
+            where.append(stats_table.c.backend.in_(get_args(Backend)))  # see _since_summed
+    step = _step(rows.c.minute, step_minutes) if step_minutes > 1 else rows.c.minute
+    return (
+        select(step.label("t"), rows.c.backend, func.sum(rows.c.requests), func.sum(rows.c.errors))
+        .where(*where)
+        .group_by("t", rows.c.backend)
+        .order_by("t")
+    )
 
 
 # -- shadow and fallbacks ------------------------------------------------------------------------
@@ -324,6 +342,35 @@ async def shadow_report(engine: AsyncEngine, endpoint: str, window_s: float) -> 
 _WINDOW_EVENTS = ("shadow_match", "shadow_mismatch", "shadow_noise", "fallback")
 
 
+@functools.cache
+def _window_queries(is_recent: bool, is_bounded: bool) -> tuple[Select[Any], Select[Any]]:
+    """The two statements of one span of a window: request counts by backend, shadow results
+    by kind. Built once: the guard runs them for every endpoint at every tick."""
+    stats, kinds, key = (
+        (recent_stats_table, recent_events_table, "second")
+        if is_recent
+        else (stats_table, events_table, "minute")
+    )
+    endpoint, low, high = bindparam("endpoint"), bindparam("low"), bindparam("high")
+    query = (
+        select(
+            stats.c.backend,
+            *(func.sum(stats.c[c]) for c in ("requests", "errors", *BUCKET_COLUMNS)),
+        )
+        .where(stats.c.endpoint == endpoint, stats.c[key] >= low)
+        .group_by(stats.c.backend)
+    )
+    counted = (
+        select(kinds.c.kind, func.sum(kinds.c["count"]))
+        .where(kinds.c.endpoint == endpoint, kinds.c[key] >= low, kinds.c.kind.in_(_WINDOW_EVENTS))
+        .group_by(kinds.c.kind)
+    )
+    if is_bounded:
+        query = query.where(stats.c[key] < high)
+        counted = counted.where(kinds.c[key] < high)
+    return query, counted
+
+
 async def window_figures(
     engine: AsyncEngine, endpoint: str, since_s: float, now_s: float | None = None
 ) -> Figures:
@@ -336,39 +383,22 @@ async def window_figures(
     start = int(since_s)
     # Per-second rows are kept at least RECENT_KEEP_S; from this minute boundary on, use them.
     boundary = max(start, math.ceil((now_s - RECENT_KEEP_S) / 60) * 60)
-    spans = [(recent_stats_table, recent_events_table, "second", boundary, None)]
+    spans: list[tuple[bool, int, int | None]] = [(True, boundary, None)]
     if start < boundary:
-        first_minute = math.ceil(start / 60)
-        spans.append((stats_table, events_table, "minute", first_minute, boundary // 60))
+        spans.append((False, math.ceil(start / 60), boundary // 60))
     sides: dict[str, list[int]] = {}
     events: dict[str, int] = {}
     async with engine.connect() as conn:
-        for stats, kinds, key, low, high in spans:
-            query = (
-                select(
-                    stats.c.backend,
-                    *(func.sum(stats.c[c]) for c in ("requests", "errors", *BUCKET_COLUMNS)),
-                )
-                .where(stats.c.endpoint == endpoint, stats.c[key] >= low)
-                .group_by(stats.c.backend)
-            )
-            counted = (
-                select(kinds.c.kind, func.sum(kinds.c["count"]))
-                .where(
-                    kinds.c.endpoint == endpoint,
-                    kinds.c[key] >= low,
-                    kinds.c.kind.in_(_WINDOW_EVENTS),
-                )
-                .group_by(kinds.c.kind)
-            )
+        for is_recent, low, high in spans:
+            query, counted = _window_queries(is_recent, high is not None)
+            params = {"endpoint": endpoint, "low": low}
             if high is not None:
-                query = query.where(stats.c[key] < high)
-                counted = counted.where(kinds.c[key] < high)
-            for backend, *values in (await conn.execute(query)).all():
+                params["high"] = high
+            for backend, *values in (await conn.execute(query, params)).all():
                 summed = sides.setdefault(backend, [0] * (2 + len(BUCKET_COLUMNS)))
                 for i, value in enumerate(values):
                     summed[i] += int(value or 0)
-            for kind, count in (await conn.execute(counted)).all():
+            for kind, count in (await conn.execute(counted, params)).all():
                 events[kind] = events.get(kind, 0) + int(count or 0)
 
     def side(backend: str) -> Side:
