@@ -8,15 +8,16 @@ workers and machines merged.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, get_args
 
 from sqlalchemy import ColumnElement, Select, Subquery, bindparam, func, select, union_all
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from asgi_gateway.control.analysis import Figures, Side
 from asgi_gateway.serving.decision import Backend
@@ -34,6 +35,20 @@ from asgi_gateway.tables import (
     recent_stats_table,
     stats_table,
 )
+
+# An engine, or a connection already open: a page that reads many figures runs them all on
+# one connection (one pool checkout and one reset, and one view of the data).
+Database = AsyncEngine | AsyncConnection
+
+
+@contextlib.asynccontextmanager
+async def _connection(database: Database) -> AsyncIterator[AsyncConnection]:
+    if isinstance(database, AsyncConnection):
+        yield database
+    else:
+        async with database.connect() as conn:
+            yield conn
+
 
 _TOTAL_COLUMNS = ("requests", "errors", "disconnects", "latency_ms_sum", "s5xx", *BUCKET_COLUMNS)
 # Past any minute a row can hold (the columns are 32-bit on PostgreSQL).
@@ -89,11 +104,11 @@ class Totals:
 
 
 async def totals(
-    engine: AsyncEngine, since_minute: int, endpoints: Iterable[str] | None = None
+    engine: Database, since_minute: int, endpoints: Iterable[str] | None = None
 ) -> dict[tuple[str, str], Totals]:
     """(endpoint, backend) -> Totals since `since_minute`, all workers and machines merged."""
     query = _totals_query(_TOTAL_COLUMNS, endpoints is not None)
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         found = (await conn.execute(query, _window(since_minute, endpoints))).all()
     result = {}
     for endpoint, backend, *values in found:
@@ -103,11 +118,11 @@ async def totals(
 
 
 async def request_counts(
-    engine: AsyncEngine, since_minute: int, endpoints: Iterable[str]
+    engine: Database, since_minute: int, endpoints: Iterable[str]
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """(endpoint, backend) -> (requests, errors) since `since_minute`."""
     query = _totals_query(("requests", "errors"), True)
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         found = (await conn.execute(query, _window(since_minute, endpoints))).all()
     return {(e, b): (int(r or 0), int(x or 0)) for e, b, r, x in found}
 
@@ -171,14 +186,14 @@ def _since_summed(columns: tuple[str, ...], by_endpoint: bool, *, with_minute: b
 
 
 async def series(
-    engine: AsyncEngine,
+    engine: Database,
     since_minute: int,
     step_minutes: int,
     endpoints: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Per time step: requests and errors per backend (for the charts)."""
     query = _series_query(step_minutes, endpoints is not None)
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         found = (await conn.execute(query, _window(since_minute, endpoints))).all()
     points: dict[int, dict[str, Any]] = {}
     for t, backend, requests, errors in found:
@@ -246,7 +261,7 @@ _EVENT_FIELDS = {
 
 
 async def shadow_summaries(
-    engine: AsyncEngine, since_minute: int, endpoints: Iterable[str] | None = None
+    engine: Database, since_minute: int, endpoints: Iterable[str] | None = None
 ) -> dict[str, ShadowSummary]:
     """endpoint -> its shadow results and fallbacks since `since_minute`."""
     query = (
@@ -256,7 +271,7 @@ async def shadow_summaries(
     )
     if endpoints is not None:
         query = query.where(events_table.c.endpoint.in_(list(endpoints)))
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         rows = (await conn.execute(query)).all()
     counts: dict[str, dict[str, int]] = {}
     for endpoint, kind, count in rows:
@@ -266,7 +281,7 @@ async def shadow_summaries(
 
 
 async def recent_mismatches(
-    engine: AsyncEngine, endpoint: str, since_minute: int, *, limit: int = 50
+    engine: Database, endpoint: str, since_minute: int, *, limit: int = 50
 ) -> list[Mismatch]:
     """The newest mismatch records of `endpoint` since `since_minute`, newest first."""
     query = (
@@ -275,24 +290,24 @@ async def recent_mismatches(
         .order_by(mismatches_table.c.id.desc())
         .limit(limit)
     )
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [mismatch_of(row) for row in rows]
 
 
-async def noise_paths(engine: AsyncEngine, endpoint: str) -> list[str]:
+async def noise_paths(engine: Database, endpoint: str) -> list[str]:
     """The JSON paths that differ between two legacy answers of `endpoint` (noise)."""
     query = (
         select(noise_table.c.path)
         .where(noise_table.c.endpoint == endpoint)
         .order_by(noise_table.c.path)
     )
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         return list((await conn.execute(query)).scalars())
 
 
 async def mismatch_series(
-    engine: AsyncEngine, since_minute: int, step_minutes: int, endpoint: str
+    engine: Database, since_minute: int, step_minutes: int, endpoint: str
 ) -> list[tuple[int, int, int]]:
     """Per time step: (minute, compared, mismatched) of one endpoint's shadow traffic."""
     step = _step(events_table.c.minute, step_minutes)
@@ -306,7 +321,7 @@ async def mismatch_series(
         .group_by("t", events_table.c.kind)
         .order_by("t")
     )
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         rows = (await conn.execute(query)).all()
     points: dict[int, list[int]] = {}
     for t, kind, count in rows:
@@ -317,7 +332,7 @@ async def mismatch_series(
     return [(t, c, m) for t, (c, m) in sorted(points.items())]
 
 
-async def shadow_report(engine: AsyncEngine, endpoint: str, window_s: float) -> dict[str, Any]:
+async def shadow_report(engine: Database, endpoint: str, window_s: float) -> dict[str, Any]:
     """The shadow summary of `endpoint` over the last `window_s` seconds (API and CLI shape)."""
     since = int((time.time() - window_s) // 60)
     summary = (await shadow_summaries(engine, since, [endpoint])).get(endpoint, ShadowSummary())
@@ -372,7 +387,7 @@ def _window_queries(is_recent: bool, is_bounded: bool) -> tuple[Select[Any], Sel
 
 
 async def window_figures(
-    engine: AsyncEngine, endpoint: str, since_s: float, now_s: float | None = None
+    engine: Database, endpoint: str, since_s: float, now_s: float | None = None
 ) -> Figures:
     """`endpoint`'s requests and shadow results from `since_s` (Unix time) until now.
 
@@ -388,7 +403,7 @@ async def window_figures(
         spans.append((False, math.ceil(start / 60), boundary // 60))
     sides: dict[str, list[int]] = {}
     events: dict[str, int] = {}
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         for is_recent, low, high in spans:
             query, counted = _window_queries(is_recent, high is not None)
             params = {"endpoint": endpoint, "low": low}
