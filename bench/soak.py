@@ -22,6 +22,7 @@ import platform
 import random
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
+from asgi_gateway.tables import COUNT_COLUMNS  # noqa: E402
 from bench.gateway import START_TIMEOUT_S, _child_env, prepare  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
@@ -337,6 +339,45 @@ def operate(url: str, token: str, tally: Tally, every_s: float, stop: threading.
 # -- the run ------------------------------------------------------------------------------------
 
 
+def seed_history(database: Path, days: int) -> int:
+    """`days` of per-minute request stats (and their quarters) for the mix's endpoints, as a
+    gateway that has served for a while holds them: a database of a realistic size, whose
+    pages the workers' SQLite caches fill during the warm-up, not during the measurement."""
+    now_minute = int(time.time() // 60) - 1
+    endpoints = [
+        "appointments.list",
+        "appointments.get",
+        "appointments.create",
+        "appointments.update",
+        "appointments.delete",
+        "calendars.list",
+        "calendars.get",
+        "archive_configs.list",
+        "auth.me",
+    ]
+    columns = ["minute", "endpoint", "backend", *COUNT_COLUMNS]
+    counts = dict.fromkeys(COUNT_COLUMNS, 0)
+    counts.update(requests=30, s2xx=30, latency_ms_sum=300, le_10=20, le_25=10)
+    rows = [
+        (minute, endpoint, backend, *counts.values())
+        for minute in range(now_minute - days * 1440, now_minute - 60)
+        for endpoint in endpoints
+        for backend in ("legacy", "async")
+    ]
+    marks = ", ".join("?" * len(columns))
+    quarter_columns = ", ".join(COUNT_COLUMNS)
+    sums = ", ".join(f"sum({c})" for c in COUNT_COLUMNS)
+    with sqlite3.connect(database, timeout=30) as db:
+        db.executemany(f"INSERT INTO rollout_stats ({', '.join(columns)}) VALUES ({marks})", rows)
+        db.execute(
+            f"INSERT INTO rollout_quarter_stats (quarter, endpoint, backend, {quarter_columns}) "
+            f"SELECT minute / 15, endpoint, backend, {sums} FROM rollout_stats "
+            f"WHERE minute < ? GROUP BY minute / 15, endpoint, backend",
+            (now_minute - 60,),
+        )
+    return len(rows)
+
+
 def sample_loop(
     gateway: Gateway, tally: Tally, opts: argparse.Namespace, started: float
 ) -> list[dict[str, Any]]:
@@ -359,6 +400,7 @@ def sample_loop(
             "t_s": round(time.monotonic() - started, 1),
             "requests": tally.total(),
             "rss_mb": {str(pid): _round(rss_mb(pid)) for pid in pids},
+            "database_mb": _round(database_mb(opts.database_path)),
         }
         curve.append(point)
         print(_row(point, pids), flush=True)
@@ -398,13 +440,22 @@ def leak_report(snapshots: Path, frames: int = 25) -> dict[str, list[str]]:
     return report
 
 
+def database_mb(path: Path) -> float:
+    """Size of the SQLite file and its write-ahead log, in MiB."""
+    files = (path, path.with_name(path.name + "-wal"))
+    return sum(f.stat().st_size for f in files if f.exists()) / 2**20
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
 def _row(point: dict[str, Any], pids: list[int]) -> str:
     cells = "  ".join(f"{point['rss_mb'].get(str(pid)) or 0:8.1f}" for pid in pids)
-    return f"{point['t_s']:7.1f} s  {point['requests']:8d} req  {cells}"
+    return (
+        f"{point['t_s']:7.1f} s  {point['requests']:8d} req  {cells}"
+        f"    database {point['database_mb']:6.1f}"
+    )
 
 
 def growth(curve: list[dict[str, Any]], opts: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -441,6 +492,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tail-s", type=float, default=30.0, help="seconds averaged per end")
     parser.add_argument("--flip-s", type=float, default=5.0, help="seconds between flips")
     parser.add_argument(
+        "--stats-days",
+        type=int,
+        default=2,
+        help="days of stored per-minute stats before the load starts (0: a fresh database)",
+    )
+    parser.add_argument(
+        "--without-dry-runs",
+        action="store_true",
+        help="leave the shadowed write out (on SQLite each one copies the database into memory)",
+    )
+    parser.add_argument(
         "--tracemalloc",
         action="store_true",
         help="serve bench._soak_app (tracemalloc on) and report what grew after the warm-up",
@@ -455,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aa-bench-soak-") as tmp_dir:
         tmp = Path(tmp_dir)
         environ, token = prepare(tmp)
+        opts.database_path = tmp / "bench.db"
         (tmp / "flags.yaml").write_text(FLAGS_YAML)
         if opts.tracemalloc:
             environ["BENCH_SOAK_SNAPSHOTS"] = str(tmp)
@@ -469,7 +532,11 @@ def main(argv: list[str] | None = None) -> int:
                 base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
             ) as client:
                 ids = arrange(client)
+            if opts.stats_days:
+                print(f"stored {seed_history(opts.database_path, opts.stats_days)} stats rows")
             calls = mix(ids)
+            if opts.without_dry_runs:
+                calls = [c for c in calls if "dry run" not in c[0]]
             threads = [
                 threading.Thread(
                     target=drive, args=(gateway.url, token, calls, tally, seed, stop), daemon=True
@@ -484,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"soak: {opts.workers} workers, pids {gateway.worker_pids()}, {opts.duration:.0f} s"
             )
-            print(f"{'t':>9}  {'requests':>12}  RSS MiB per worker", flush=True)
+            print(f"{'t':>9}  {'requests':>12}  RSS MiB per worker, database MiB", flush=True)
             started = time.monotonic()
             for thread in threads:
                 thread.start()
