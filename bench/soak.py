@@ -20,11 +20,8 @@ import json
 import os
 import platform
 import random
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,7 +40,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
 from asgi_gateway.tables import COUNT_COLUMNS  # noqa: E402
-from bench.gateway import START_TIMEOUT_S, _child_env, prepare  # noqa: E402
+from bench.gateway import START_TIMEOUT_S, Server, prepare  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 TARGET_GROWTH_PCT = 5.0
@@ -94,63 +91,24 @@ class Tally:
             return sum(sum(s.values()) for s in self.statuses.values())
 
 
-class Gateway:
-    """`uvicorn asgi_gateway.app:app --workers N` on a socket bound here to 127.0.0.1:0."""
+class Gateway(Server):
+    """`uvicorn <app> --workers N` (bench.gateway.Server, with workers)."""
 
     def __init__(
         self, environ: dict[str, str], workers: int, log_path: Path, app: str = APP
     ) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.set_inheritable(True)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        super().__init__("gateway", app, environ, log_path)
+        self.args += ["--workers", str(workers)]
         self.workers = workers
-        self.log_path = log_path
-        self.environ = environ
-        self.app = app
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, token: str) -> None:
-        args = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            self.app,
-            "--fd",
-            str(self.sock.fileno()),
-            "--workers",
-            str(self.workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                args,
-                env=_child_env(self.environ),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=(self.sock.fileno(),),
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S * 2
-        while len(self.worker_pids()) < self.workers or not self._ready(token):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited:\n{self.log_path.read_text(errors='replace')}")
+    def start_all(self, token: str) -> None:
+        """Start, and wait until the gateway answers and every worker is up."""
+        self.start("/readyz", {"Authorization": f"Bearer {token}"})
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while len(self.worker_pids()) < self.workers:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"gateway not ready; see {self.log_path}")
+                raise TimeoutError(f"gateway workers not up; see {self.log_path}")
             time.sleep(0.2)
-
-    def _ready(self, token: str) -> bool:
-        try:
-            response = httpx.get(
-                self.url + "/readyz", headers={"Authorization": f"Bearer {token}"}, timeout=2
-            )
-        except httpx.HTTPError:
-            return False
-        return response.is_success
 
     def worker_pids(self) -> list[int]:
         """The worker processes (children of uvicorn's supervisor), from /proc."""
@@ -162,15 +120,7 @@ class Gateway:
             return []
         return sorted(int(pid) for pid in children.split() if _is_worker(int(pid)))
 
-    def stop(self) -> int | None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.sock.close()
+    def exit_code(self) -> int | None:
         return self.proc.returncode if self.proc is not None else None
 
 
@@ -527,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         tally = Tally()
         stop = threading.Event()
         try:
-            gateway.start(token)
+            gateway.start_all(token)
             with httpx.Client(
                 base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
             ) as client:
@@ -559,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             elapsed = time.monotonic() - started
         finally:
             stop.set()
-            exit_code = gateway.stop()
+            gateway.stop()
+            exit_code = gateway.exit_code()
         log = (tmp / "gateway.log").read_text(errors="replace")
         leaks = leak_report(tmp) if opts.tracemalloc else {}
     workers = growth(curve, opts)
