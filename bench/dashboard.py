@@ -23,6 +23,7 @@ import random
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,8 +46,14 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
 from asgi_gateway import Flag, FlagSource, Gateway, Principal, build_gateway  # noqa: E402
+from asgi_gateway.control.rollout import history_entry  # noqa: E402
 from asgi_gateway.serving.identity import header  # noqa: E402
-from asgi_gateway.tables import stats_table  # noqa: E402
+from asgi_gateway.tables import (  # noqa: E402
+    COUNT_COLUMNS,
+    RECENT_KEEP_S,
+    recent_stats_table,
+    stats_table,
+)
 from bench.endpoints import running, settle  # noqa: E402
 from bench.gateway import Run, Server, run_wrk  # noqa: E402
 
@@ -61,7 +68,9 @@ VIEWS = (  # (view, method, path suffix): five endpoints per resource
     ("update", "PATCH", "/<int:item_id>"),
     ("delete", "DELETE", "/<int:item_id>"),
 )
-MODES = ("async", "async", "canary", "shadow", "legacy")  # 20 async, 10 each of the others
+# 20 async, 10 each of the others; shadow falls on the `list` views (shadowing a write needs a
+# dry-run strategy), canary on the `get` views.
+MODES = ("shadow", "async", "canary", "async", "legacy")
 ENDPOINT_PAGE = "res03.get"
 CASES = {  # name -> path; every case is paired with BASELINE
     "board": "/_rollout/",
@@ -214,7 +223,7 @@ def create_dashboard_gateway(environ: Mapping[str, str] | None = None) -> Gatewa
         async_routes(),
         source,
         authenticate=authenticate,
-        admin_routes=[Route(SQL_TRACE_PATH, trace.endpoint, methods=["GET", "DELETE"])],
+        extra_routes=[Route(SQL_TRACE_PATH, trace.endpoint, methods=["GET", "DELETE"])],
     )
 
 
@@ -265,16 +274,38 @@ def seed(db_path: Path, days: int, now_minute: int) -> dict[str, Any]:
                 batch = []
         conn.executemany(insert, batch)
         rows += len(batch)
+        _fill_quarters(conn)
         audits = _seed_audit(conn, flags, now_minute)
+        shadow = _seed_shadow(conn, flags, first, now_minute)
+        recent = _seed_recent(conn, templates, now_minute)
+        progress = _seed_progress(conn, flags, now_minute)
         conn.commit()
     finally:
         conn.close()
     return {
         "stats_rows": rows,
         "audit_rows_added": audits,
+        **shadow,
+        "recent_stats_rows": recent,
+        "progress_rows": progress,
         "days": days,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _fill_quarters(conn: sqlite3.Connection) -> None:
+    """The per-quarter rows the recorder writes beside the minutes (none before they existed)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'rollout_quarter_stats'")
+    if not found.fetchall():
+        return
+    columns = ", ".join(COUNT_COLUMNS)
+    sums = ", ".join(f"sum({c})" for c in COUNT_COLUMNS)
+    conn.execute("DELETE FROM rollout_quarter_stats")
+    conn.execute(
+        f"INSERT INTO rollout_quarter_stats (quarter, endpoint, backend, {columns}) "
+        f"SELECT minute / 15, endpoint, backend, {sums} FROM rollout_stats "
+        "GROUP BY minute / 15, endpoint, backend"
+    )
 
 
 def _counts(rng: random.Random, requests: int, backend: str) -> tuple[int, ...]:
@@ -330,23 +361,195 @@ def _seed_audit(conn: sqlite3.Connection, flags: Mapping[str, Flag], now_minute:
     return len(rows)
 
 
+def _seed_shadow(
+    conn: sqlite3.Connection, flags: Mapping[str, Flag], first: int, now_minute: int
+) -> dict[str, int]:
+    """Shadow results as the recorder writes them: every minute for shadow endpoints, and for
+    canary ones over the first three days (their shadow phase); mismatch records (three an
+    hour), noise paths, and a fallback now and then for canaries."""
+    rng = random.Random(11)
+    events: list[tuple[int, str, str, int]] = []
+    mismatches: list[tuple[Any, ...]] = []
+    noise: list[tuple[Any, ...]] = []
+    now = datetime.fromtimestamp(now_minute * 60, UTC)
+    for endpoint, flag in flags.items():
+        if flag.mode not in ("shadow", "canary"):
+            continue
+        last = now_minute if flag.mode == "shadow" else first + 3 * 1440
+        for minute in range(first, last + 1):
+            matched = rng.randint(5, 60)
+            events.append((minute, endpoint, "shadow_match", matched))
+            if minute % 7 == 0:
+                events.append((minute, endpoint, "shadow_mismatch", rng.randint(1, 3)))
+            if minute % 11 == 0:
+                events.append((minute, endpoint, "shadow_noise", 1))
+            if flag.mode == "canary" and minute % 97 == 0:
+                events.append((minute, endpoint, "fallback", 1))
+            if minute % 20 == 0:
+                at = datetime.fromtimestamp(minute * 60 + rng.randint(0, 59), UTC)
+                mismatches.append(
+                    (
+                        endpoint,
+                        minute,
+                        at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                        "GET",
+                        "/api/" + endpoint.split(".")[0],
+                        f"page={rng.randint(1, 9)}",
+                        200,
+                        200,
+                        json.dumps(
+                            [
+                                {"path": "$.items[0].title", "legacy": '"a"', "async": '"b"'},
+                                {"path": "$.meta.total", "legacy": "10", "async": "11"},
+                            ]
+                        ),
+                    )
+                )
+        for path in ("$.meta.generated_at", "$.meta.request_id"):
+            noise.append((endpoint, path, now.replace(tzinfo=None).isoformat(" "), 40))
+    conn.executemany("INSERT INTO rollout_events VALUES (?, ?, ?, ?)", events)
+    conn.executemany(
+        "INSERT INTO rollout_mismatches (endpoint, minute, at, method, path, query, "
+        "status_legacy, status_async, diffs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        mismatches,
+    )
+    conn.executemany("INSERT INTO rollout_noise VALUES (?, ?, ?, ?)", noise)
+    return {"event_rows": len(events), "mismatch_rows": len(mismatches)}
+
+
+def _seed_recent(
+    conn: sqlite3.Connection,
+    templates: Mapping[tuple[str, str], list[tuple[int, ...]]],
+    now_minute: int,
+) -> int:
+    """Per-second rows of the last RECENT_KEEP_S (the guard's windows), one a second per side."""
+    columns = [c.name for c in recent_stats_table.columns]
+    insert = (
+        f"INSERT INTO rollout_recent_stats ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+    rows = []
+    now_s = now_minute * 60
+    for (endpoint, backend), options in templates.items():
+        counts = options[0]
+        if not counts[0]:
+            continue
+        one = (1, 1, 0, 0, 0, 0, 0, max(1, counts[7] // counts[0]), *_one_bucket(counts[8:]))
+        for second in range(now_s - RECENT_KEEP_S, now_s):
+            rows.append((second, endpoint, backend, *one))
+    conn.executemany(insert, rows)
+    return len(rows)
+
+
+def _one_bucket(buckets: tuple[int, ...]) -> tuple[int, ...]:
+    """One request in the most common latency bucket of a minute."""
+    top = max(range(len(buckets)), key=lambda i: buckets[i])
+    return tuple(int(i == top) for i in range(len(buckets)))
+
+
+def _seed_progress(conn: sqlite3.Connection, flags: Mapping[str, Flag], now_minute: int) -> int:
+    """A rollout row for every canary and shadow endpoint, in every state, with history."""
+    rng = random.Random(5)
+    now = datetime.fromtimestamp(now_minute * 60, UTC)
+    states = ("running", "waiting", "paused", "running", "done", "aborted")
+    rows = []
+    for n, (endpoint, flag) in enumerate(
+        (e, f) for e, f in flags.items() if f.mode in ("canary", "shadow")
+    ):
+        state = states[n % len(states)]
+        steps = [1.0, 5.0, 25.0, 50.0, 100.0]
+        index = None if flag.mode == "shadow" else min(n % 4, 3)
+        started = now - timedelta(hours=rng.randint(2, 48))
+        history = [
+            history_entry(
+                started + timedelta(minutes=10 * i),
+                ("start", "step", "wait", "step")[min(i, 3)],
+                actor="rollout" if i else "ops@example.com",
+                reason=f"bench step {i}",
+                before="canary 1%",
+                after="canary 5%",
+            )
+            for i in range(30)
+        ]
+        analysis = {
+            "at": now.isoformat(timespec="seconds"),
+            "window_s": 600.0,
+            "mode": flag.mode,
+            "async_requests": 400,
+            "async_errors": 1,
+            "error_rate": 0.0025,
+            "legacy_requests": 1200,
+            "async_p95_ms": 25.0,
+            "legacy_p95_ms": 50.0,
+            "latency_ratio": 0.5,
+            "compared": 0,
+            "mismatched": 0,
+            "mismatch_rate": None,
+            "fallbacks": 0,
+            "verdict": "healthy",
+            "reason": "within every threshold",
+        }
+        is_open = state in ("running", "waiting", "paused")
+        rows.append(
+            (
+                endpoint,
+                state,
+                json.dumps(steps),
+                3600.0,  # no step falls within a run
+                "shadow",
+                3600.0,
+                index,
+                _naive(now - timedelta(minutes=3)) if is_open else None,
+                _naive(now + timedelta(hours=1)) if state in ("running", "waiting") else None,
+                f"bench rollout {state}",
+                "ops@example.com",
+                _naive(started),
+                n % 3 != 0,
+                None if n % 3 else "shadow disagreed: 2.1% mismatches",
+                json.dumps(analysis),
+                json.dumps(history),
+                len(history),
+                _naive(now),
+            )
+        )
+    conn.executemany(
+        f"INSERT INTO rollout_progress VALUES ({', '.join('?' * 18)})",
+        rows,
+    )
+    return len(rows)
+
+
+def _naive(at: datetime) -> str:
+    return at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 # -- load ---------------------------------------------------------------------------------------
 
 
-def measure(server: Server, opts: argparse.Namespace) -> dict[str, dict[str, dict[str, list[Run]]]]:
-    """Per case and concurrency, `rounds` pairs (case, baseline), order swapped each round."""
+def measure(
+    server: Server, opts: argparse.Namespace, old: Server | None = None
+) -> dict[str, dict[str, dict[str, list[Run]]]]:
+    """Per case and concurrency, `rounds` of (case, baseline[, the case on `old`]), the order
+    rotating each round."""
+    roles = ["page", "baseline", *(["old"] if old is not None else [])]
     runs: dict[str, dict[str, dict[str, list[Run]]]] = {
-        name: {f"c={c}": {"page": [], "baseline": []} for c in CONNECTIONS} for name in CASES
+        name: {f"c={c}": {role: [] for role in roles} for c in CONNECTIONS} for name in CASES
     }
     for path in (*CASES.values(), BASELINE):
         run_wrk(server, path, TOKEN, _wrk_opts(4), opts.warmup)
+    if old is not None:
+        for path in CASES.values():
+            run_wrk(old, path, TOKEN, _wrk_opts(4), opts.warmup)
     for n in range(opts.rounds):
         for name, path in CASES.items():
             for connections in CONNECTIONS:
-                order = [("page", path), ("baseline", BASELINE)]
-                for role, url in order if n % 2 == 0 else order[::-1]:
-                    settle(server)
-                    run = run_wrk(server, url, TOKEN, _wrk_opts(connections), opts.duration)
+                order = [("page", server, path), ("baseline", server, BASELINE)]
+                if old is not None:
+                    order.append(("old", old, path))
+                shift = n % len(order)
+                for role, target, url in order[shift:] + order[:shift]:
+                    settle(server, *([old] if old is not None else []))
+                    run = run_wrk(target, url, TOKEN, _wrk_opts(connections), opts.duration)
                     runs[name][f"c={connections}"][role].append(run)
                     print(
                         f"  round {n + 1} {name:<28} c={connections} {role:<8} "
@@ -363,7 +566,7 @@ def _wrk_opts(connections: int) -> argparse.Namespace:
 
 
 def summarize(runs: Mapping[str, Mapping[str, Mapping[str, list[Run]]]]) -> dict[str, Any]:
-    """Medians of each side and of the per-round ratios page / baseline."""
+    """Medians of each side and of the per-round ratios page / baseline (and page / old)."""
     summary: dict[str, Any] = {}
     for name, by_connections in runs.items():
         for connections, sides in by_connections.items():
@@ -374,7 +577,7 @@ def summarize(runs: Mapping[str, Mapping[str, Mapping[str, list[Run]]]]) -> dict
                 if p.requests and b.requests
             ]
             page, base = _side(sides["page"]), _side(sides["baseline"])
-            summary[f"{name} {connections}"] = {
+            entry = {
                 "page": page,
                 "baseline": base,
                 "p50_ratio": _median([p.p50_ms / b.p50_ms for p, b in pairs]),
@@ -383,6 +586,16 @@ def summarize(runs: Mapping[str, Mapping[str, Mapping[str, list[Run]]]]) -> dict
                 "p50_ratio_rounds": [p.p50_ms / b.p50_ms for p, b in pairs],
                 "under_target": page["p99_ms"] is not None and page["p99_ms"] < LOAD_TARGET_MS,
             }
+            if "old" in sides:
+                olds = [
+                    (p, o)
+                    for p, o in zip(sides["page"], sides["old"], strict=True)
+                    if p.requests and o.requests
+                ]
+                entry["old"] = _side(sides["old"])
+                entry["p50_vs_old"] = _median([p.p50_ms / o.p50_ms for p, o in olds])
+                entry["p50_vs_old_rounds"] = [p.p50_ms / o.p50_ms for p, o in olds]
+            summary[f"{name} {connections}"] = entry
     return summary
 
 
@@ -396,6 +609,8 @@ def _side(runs: list[Run]) -> dict[str, Any]:
         "rps": statistics.median(r.rps for r in runs),
         "p50_ms": _median([r.p50_ms for r in done]),
         "p99_ms": _median([r.p99_ms for r in done]),
+        # The server's CPU (every thread, the guard's ticks included) per request answered.
+        "cpu_ms": _median([r.cpu_ms_per_request for r in done if r.cpu_ms_per_request]),
         "requests": sum(r.requests for r in runs),
         "non_2xx": sum(r.non_2xx for r in runs),
         "socket_errors": sum(r.socket_errors for r in runs),
@@ -558,17 +773,26 @@ def _time_and_plan(
 
 
 def print_report(summary: Mapping[str, Any], cold: Mapping[str, float]) -> None:
+    has_old = any("old" in s for s in summary.values())
+    extra = f" {'old p50':>9} {'new/old':>8} {'old cpu':>8}" if has_old else ""
     print(
-        f"\n{'case':<40} {'p50 ms':>9} {'p99 ms':>9} {'n':>5} {'readyz p50':>10} "
-        f"{'p50 ratio':>10} {'p99 ratio':>10}"
+        f"\n{'case':<40} {'p50 ms':>9} {'p99 ms':>9} {'cpu ms':>7} {'n':>5} {'readyz p50':>10} "
+        f"{'p50 ratio':>10} {'p99 ratio':>10}{extra}"
     )
     for name, s in summary.items():
         page, base = s["page"], s["baseline"]
         mark = "" if s["under_target"] else f"  MISSED (p99 >= {LOAD_TARGET_MS:.0f} ms)"
+        versus = (
+            f" {_fmt(s['old']['p50_ms'])} {_fmt(s['p50_vs_old'], 8, 2)} "
+            f"{_fmt(s['old']['cpu_ms'], 8)}"
+            if has_old
+            else ""
+        )
         print(
-            f"{name:<40} {_fmt(page['p50_ms'])} {_fmt(page['p99_ms'])} {page['requests']:5d} "
+            f"{name:<40} {_fmt(page['p50_ms'])} {_fmt(page['p99_ms'])} "
+            f"{_fmt(page['cpu_ms'], 7)} {page['requests']:5d} "
             f"{_fmt(base['p50_ms'], 10, 2)} {_fmt(s['p50_ratio'], 10)} "
-            f"{_fmt(s['p99_ratio'], 10)}{mark}"
+            f"{_fmt(s['p99_ratio'], 10)}{versus}{mark}"
         )
     print("first load after start (ms): " + ", ".join(f"{k} {v}" for k, v in cold.items()))
 
@@ -595,6 +819,18 @@ def print_sql(
             print(f"  {run['ms']:8.1f} ms  {name}: {'; '.join(run['plan'])}")
 
 
+def _export(ref: str, into: Path) -> Path:
+    """The gateway package as of git `ref`, beside this checkout's `bench` (for --against)."""
+    into.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "asgi_gateway"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    # A copy, not a link: the module puts its own checkout first on sys.path.
+    shutil.copytree(ROOT / "bench", into / "bench", ignore=shutil.ignore_patterns("results"))
+    return into
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -604,6 +840,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trace-loads", type=int, default=3, help="loads per page, SQL trace")
     parser.add_argument("--slow-ms", type=float, default=5.0, help="explain statements >= this")
     parser.add_argument("--output", type=Path, default=RESULTS, help="results JSON")
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="also serve a copy of the database with the gateway code of this git ref "
+        "(e.g. main), measured in the same rounds",
+    )
     return parser.parse_args(argv)
 
 
@@ -632,9 +874,21 @@ def main(argv: list[str] | None = None) -> int:
         seeded = seed(db_path, opts.stats_days, now_minute)
         print(f"  {seeded}", flush=True)
         gateway = server()
-        with running([(gateway, BASELINE)], TOKEN):
+        servers = [(gateway, BASELINE)]
+        old = None
+        if opts.against:
+            old = Server(
+                f"dashboard@{opts.against}",
+                "bench.dashboard:app",
+                {**environ, _ENV_DB: f"sqlite+aiosqlite:///{tmp / 'old.db'}"},
+                tmp / "old.log",
+            )
+            old.cwd = _export(opts.against, tmp / "old")
+            shutil.copy(db_path, tmp / "old.db")
+            servers.append((old, BASELINE))
+        with running(servers, TOKEN):
             cold = first_loads(gateway)
-            runs = measure(gateway, opts)
+            runs = measure(gateway, opts, old)
             traced = trace_queries(gateway, opts.trace_loads)
         # The trace ran minutes after seeding: label its windows against the clock now.
         explained = explain_slow(db_path, tmp, traced, opts.slow_ms, int(time.time() // 60))
@@ -658,6 +912,7 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
+            "against": opts.against,
             "started": started,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

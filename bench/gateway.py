@@ -146,6 +146,7 @@ class Server:
         ]
         self.environ = _child_env(environ)
         self.log_path = log_path
+        self.cwd = ROOT  # where the app is imported from (bench/dashboard.py's --against moves it)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_path: str, headers: Mapping[str, str]) -> None:
@@ -153,7 +154,7 @@ class Server:
             self.proc = subprocess.Popen(
                 self.args,
                 env=self.environ,
-                cwd=ROOT,
+                cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 pass_fds=(self.sock.fileno(),),

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from markupsafe import Markup
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from asgi_gateway.control import stats
 from asgi_gateway.control.analysis import format_duration
@@ -40,12 +41,9 @@ def _side(totals: stats.Totals | None, minutes: int) -> dict[str, Any]:
 async def board_data(plane: ControlPlane) -> dict[str, Any]:
     """Everything the board shows, from the flag store and the merged per-minute stats."""
     store = plane.require_store()
-    engine = store.engine
     state = await store.load()
     last = await store.last_changes()
     now_min = int(time.time() // 60)
-    hour = await stats.totals(engine, now_min - 60)
-    shadow_hour = await stats.shadow_summaries(engine, now_min - 60)
     days = plane.retire_after_days
     settled_before = datetime.now(UTC) - timedelta(days=days)
     candidates = sorted(
@@ -55,7 +53,11 @@ async def board_data(plane: ControlPlane) -> dict[str, Any]:
         and e in last
         and last[e].created_at <= settled_before
     )
-    long_run = await _long_run(plane, candidates, now_min - days * 1440)
+    async with store.engine.connect() as conn:
+        hour = await stats.totals(conn, now_min - 60)
+        shadow_hour = await stats.shadow_summaries(conn, now_min - 60)
+        long_run = await _long_run(plane, conn, candidates, now_min - days * 1440)
+        points = await stats.series(conn, now_min - 60, 1)
     progress = await plane.rollouts().read_all()
     rows = []
     total_async = total_all = 0
@@ -87,7 +89,7 @@ async def board_data(plane: ControlPlane) -> dict[str, Any]:
             }
         )
     served_async = sum(1 for r in rows if r["flag"].mode == "async")
-    share, errors = await _charts(engine, now_min - 60, 1, None)
+    share, errors = _charts(points, now_min - 60)
     pool = plane.pool_health()
     return {
         "version": state.version,
@@ -111,7 +113,7 @@ async def board_data(plane: ControlPlane) -> dict[str, Any]:
 
 
 async def _long_run(
-    plane: ControlPlane, endpoints: list[str], since_minute: int
+    plane: ControlPlane, conn: AsyncConnection, endpoints: list[str], since_minute: int
 ) -> dict[tuple[str, str], tuple[int, int]]:
     """Requests and errors over the retirement period, for the endpoints that may qualify.
 
@@ -124,7 +126,7 @@ async def _long_run(
     cached = plane.cache.get("long_run")
     if cached is not None and cached[1] == key and cached[0] > time.monotonic():
         return cached[2]  # type: ignore[no-any-return]
-    counts = await stats.request_counts(plane.require_store().engine, since_minute, endpoints)
+    counts = await stats.request_counts(conn, since_minute, endpoints)
     plane.cache["long_run"] = (time.monotonic() + _LONG_RUN_TTL_S, key, counts)
     return counts
 
@@ -149,10 +151,8 @@ def _hint(
     return None
 
 
-async def _charts(
-    engine: Any, since_minute: int, step: int, endpoints: list[str] | None
-) -> tuple[Markup, Markup]:
-    points = await stats.series(engine, since_minute, step, endpoints)
+def _charts(points: list[dict[str, Any]], since_minute: int) -> tuple[Markup, Markup]:
+    """The share-served-async and error-rate charts of `stats.series` points."""
     x_range = (float(since_minute), float(int(time.time() // 60)))
     share = [
         (
@@ -189,13 +189,16 @@ async def endpoint_data(plane: ControlPlane, endpoint: str) -> dict[str, Any]:
     state = await store.load()
     flag = plane.effective(endpoint, state)
     now_min = int(time.time() // 60)
-    hour = await stats.totals(store.engine, now_min - 60, [endpoint])
-    day = await stats.totals(store.engine, now_min - 1440, [endpoint])
-    share_1h, errors_1h = await _charts(store.engine, now_min - 60, 1, [endpoint])
-    share_24h, errors_24h = await _charts(store.engine, now_min - 1440, 15, [endpoint])
+    async with store.engine.connect() as conn:
+        hour = await stats.totals(conn, now_min - 60, [endpoint])
+        day = await stats.totals(conn, now_min - 1440, [endpoint])
+        points_1h = await stats.series(conn, now_min - 60, 1, [endpoint])
+        points_24h = await stats.series(conn, now_min - 1440, 15, [endpoint])
+        shadow = await _shadow(conn, endpoint, now_min)
+    share_1h, errors_1h = _charts(points_1h, now_min - 60)
+    share_24h, errors_24h = _charts(points_24h, now_min - 1440)
     history = await store.history(endpoint, limit=20)
     declared = plane.declared_flag(endpoint)
-    shadow = await _shadow(store.engine, endpoint, now_min)
     (rollout,) = await rollout_views(plane.rollouts(), [endpoint], plane.twins)
     return {
         "endpoint": endpoint,
@@ -221,14 +224,14 @@ async def endpoint_data(plane: ControlPlane, endpoint: str) -> dict[str, Any]:
     }
 
 
-async def _shadow(engine: Any, endpoint: str, now_min: int) -> dict[str, Any]:
+async def _shadow(conn: AsyncConnection, endpoint: str, now_min: int) -> dict[str, Any]:
     """The endpoint's shadow results over 1 h, its mismatch-rate charts, recent diffs, noise."""
-    summary = (await stats.shadow_summaries(engine, now_min - 60, [endpoint])).get(
+    summary = (await stats.shadow_summaries(conn, now_min - 60, [endpoint])).get(
         endpoint, stats.ShadowSummary()
     )
     charts = {}
     for period, since, step in (("1 h", now_min - 60, 1), ("24 h", now_min - 1440, 15)):
-        points = await stats.mismatch_series(engine, since, step, endpoint)
+        points = await stats.mismatch_series(conn, since, step, endpoint)
         rate = [(float(t), m / c if c else None) for t, c, m in points]
         charts[period] = Markup(
             line_chart(
@@ -241,6 +244,6 @@ async def _shadow(engine: Any, endpoint: str, now_min: int) -> dict[str, Any]:
     return {
         "summary": summary,
         "charts": charts,
-        "recent": await stats.recent_mismatches(engine, endpoint, now_min - 1440, limit=10),
-        "noise": await stats.noise_paths(engine, endpoint),
+        "recent": await stats.recent_mismatches(conn, endpoint, now_min - 1440, limit=10),
+        "noise": await stats.noise_paths(conn, endpoint),
     }

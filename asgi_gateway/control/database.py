@@ -8,13 +8,20 @@ import random
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, select, text
+from sqlalchemy import Integer, event, func, insert, inspect, literal_column, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from asgi_gateway.errors import FlagStoreUnavailable
-from asgi_gateway.tables import metadata, state_table
+from asgi_gateway.tables import (
+    COUNT_COLUMNS,
+    QUARTER_MINUTES,
+    metadata,
+    quarter_stats_table,
+    state_table,
+    stats_table,
+)
 
 _log = logging.getLogger(__name__)
 # Per connection on SQLite: readers beside the one writer (WAL), and a writer that waits for
@@ -95,7 +102,10 @@ def _schema_failure(engine: AsyncEngine, exc: BaseException) -> str:
 
 
 def _create_and_extend(conn: Connection) -> None:
+    has_quarters = inspect(conn).has_table(quarter_stats_table.name)
     metadata.create_all(conn, checkfirst=True)
+    if not has_quarters:
+        _fill_quarters(conn)
     inspector = inspect(conn)
     preparer = conn.dialect.identifier_preparer
     for table in metadata.sorted_tables:
@@ -113,6 +123,25 @@ def _create_and_extend(conn: Connection) -> None:
                 )
             )
             _log.warning("added column %s.%s to the gateway's tables", table.name, column.name)
+
+
+def _fill_quarters(conn: Connection) -> None:
+    """Sum the stored minutes into the new per-quarter table (an upgrade from a version
+    without it). Runs in the transaction that created the table, so no recorder writes a
+    quarter meanwhile."""
+    columns = [stats_table.c[name] for name in COUNT_COLUMNS]
+    # A literal divisor: PostgreSQL matches GROUP BY to the select list by text, and two bound
+    # parameters would differ.
+    divisor = literal_column(str(QUARTER_MINUTES), Integer)
+    quarter = (stats_table.c.minute // divisor).label("quarter")
+    conn.execute(
+        insert(quarter_stats_table).from_select(
+            ["quarter", "endpoint", "backend", *COUNT_COLUMNS],
+            select(
+                quarter, stats_table.c.endpoint, stats_table.c.backend, *map(func.sum, columns)
+            ).group_by(quarter, stats_table.c.endpoint, stats_table.c.backend),
+        )
+    )
 
 
 def describe_error(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ by a person does to a running rollout of its endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -48,9 +48,14 @@ async def read_progress(conn: AsyncConnection, endpoint: str) -> Progress | None
     return _progress_of(row) if row is not None else None
 
 
-async def read_all(conn: AsyncConnection) -> dict[str, Progress]:
-    """Every progress row, by endpoint."""
-    rows = (await conn.execute(select(progress_table))).mappings().all()
+async def read_all(
+    conn: AsyncConnection, endpoints: Iterable[str] | None = None
+) -> dict[str, Progress]:
+    """Every progress row (or those of `endpoints`), by endpoint."""
+    query = select(progress_table)
+    if endpoints is not None:
+        query = query.where(progress_table.c.endpoint.in_(list(endpoints)))
+    rows = (await conn.execute(query)).mappings().all()
     return {row["endpoint"]: _progress_of(row) for row in rows}
 
 

@@ -30,11 +30,12 @@ async def rollout_views(
     rollouts: Rollouts, endpoints: Iterable[str], twins: Iterable[str]
 ) -> list[dict[str, Any]]:
     """The rollout view of each of `endpoints`, in their order (one read of flags and rows)."""
+    endpoints = list(endpoints)
     for _ in range(5):
         # A step writes its flip and its progress in one transaction that moves the version:
         # when the version has not moved, the flags and the rows belong together.
         state = await rollouts.store.load()
-        progress = await rollouts.read_all()
+        progress = await rollouts.read_all(endpoints)
         if await rollouts.store.version() == state.version:
             break
     twin_set = frozenset(twins)

@@ -7,7 +7,7 @@ processes never both take one step or roll one flag back twice.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -64,10 +64,10 @@ class Rollouts:
         async with self.store.reading("the rollout") as conn:
             return await read_progress(conn, endpoint)
 
-    async def read_all(self) -> dict[str, Progress]:
-        """Every rollout row, by endpoint."""
+    async def read_all(self, endpoints: Iterable[str] | None = None) -> dict[str, Progress]:
+        """Every rollout row (or those of `endpoints`), by endpoint."""
         async with self.store.reading("the rollouts") as conn:
-            return await read_all(conn)
+            return await read_all(conn, endpoints)
 
     # -- a person's actions -------------------------------------------------------------------
 

@@ -92,6 +92,7 @@ class FlagStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._loaded: FlagState | None = None
 
     async def ensure_schema(self) -> None:
         """Create the gateway's tables and the version row when missing (safe to race)."""
@@ -134,15 +135,24 @@ class FlagStore:
             return int(await conn.scalar(_VERSION) or 0)
 
     async def load(self) -> FlagState:
-        """Every runtime flag and the version they belong to, read in one transaction."""
+        """Every runtime flag and the version they belong to, read in one transaction.
+
+        Every change of a flag moves the version (the refresher relies on it too), so at an
+        unchanged version the state read last is returned without reading or parsing a row.
+        """
         async with self._reading("the flags") as conn:
-            version = await conn.scalar(_VERSION)
+            version = int(await conn.scalar(_VERSION) or 0)
+            loaded = self._loaded
+            if loaded is not None and loaded.version == version:
+                return loaded
             rows = (await conn.execute(select(flags_table))).mappings().all()
-        return FlagState(
-            int(version or 0),
+        loaded = FlagState(
+            version,
             {row["endpoint"]: _flag_of(row) for row in rows},
             {row["endpoint"]: row["updated_at"] for row in rows},
         )
+        self._loaded = loaded
+        return loaded
 
     async def apply(self, declared: FlagFile, *, actor: str = "feature_flags.yaml") -> list[str]:
         """Take each YAML entry that changed since it was last applied; keep the others.

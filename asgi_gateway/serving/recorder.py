@@ -31,9 +31,11 @@ from asgi_gateway.serving.findings import Findings
 from asgi_gateway.tables import (
     BUCKETS_MS,
     COUNT_COLUMNS,
+    QUARTER_MINUTES,
     RECENT_KEEP_S,
     events_table,
     mismatches_table,
+    quarter_stats_table,
     recent_events_table,
     recent_stats_table,
     stats_table,
@@ -180,18 +182,14 @@ class Recorder:
         if not self.pending or self.engine is None:
             return
         pending, self.pending = self.pending, {}
-        minutes: dict[tuple[int, str, str], list[int]] = {}
-        for (second, e, b), counts in pending.items():
-            summed = minutes.get((second // 60, e, b))
-            if summed is None:
-                minutes[(second // 60, e, b)] = list(counts)
-            else:
-                for i, n in enumerate(counts):
-                    summed[i] += n
+        minutes = _coarser(pending, 60)
+        quarters = _coarser(minutes, QUARTER_MINUTES)
         try:
             async with self.engine.begin() as conn:
+                # One transaction: a reader never sees a quarter disagree with its minutes.
                 for table, key, counts_of in (
                     (stats_table, "minute", minutes),
+                    (quarter_stats_table, "quarter", quarters),
                     (recent_stats_table, "second", pending),
                 ):
                     await _add_counts(conn, table, key, counts_of)
@@ -228,16 +226,40 @@ class Recorder:
         await self.prune()
 
     async def prune(self, now_s: float | None = None) -> int:
-        """Delete per-minute rows older than the retention period; returns how many."""
+        """Delete per-minute (and per-quarter) rows older than the retention period, in whole
+        quarters of an hour; returns how many minutes."""
         if self.engine is None:
             return 0
         oldest = int((now_s if now_s is not None else time.time()) // 60)
         oldest -= self.retention_days * 24 * 60
+        # Up to 14 minutes more than the retention: the minutes and the quarters then span the
+        # same time, so a window read from quarters and edge minutes sums what the minutes hold.
+        oldest_quarter = oldest // QUARTER_MINUTES
+        oldest = oldest_quarter * QUARTER_MINUTES
         async with self.engine.begin() as conn:
             result = await conn.execute(delete(stats_table).where(stats_table.c.minute < oldest))
+            await conn.execute(
+                delete(quarter_stats_table).where(quarter_stats_table.c.quarter < oldest_quarter)
+            )
             for table in (events_table, mismatches_table):
                 await conn.execute(delete(table).where(table.c.minute < oldest))
         return int(result.rowcount or 0)
+
+
+def _coarser(
+    counts_of: dict[tuple[int, str, str], list[int]], factor: int
+) -> dict[tuple[int, str, str], list[int]]:
+    """`counts_of` summed into periods `factor` times longer (seconds into minutes, ...)."""
+    summed: dict[tuple[int, str, str], list[int]] = {}
+    for (t, e, b), counts in counts_of.items():
+        key = (t // factor, e, b)
+        into = summed.get(key)
+        if into is None:
+            summed[key] = list(counts)
+        else:
+            for i, n in enumerate(counts):
+                into[i] += n
+    return summed
 
 
 async def _add_counts(

@@ -55,7 +55,12 @@ def test_hints_mark_removable_legacy_code_and_missing_twins(
                     errors=errors,
                 )
                 rows.append(tuple(values[c] for c in columns))
-        db.executemany(f"INSERT INTO rollout_stats VALUES ({', '.join('?' * len(columns))})", rows)
+        # As the recorder writes them: each minute, and its quarter of an hour (one minute an
+        # hour here).
+        marks = ", ".join("?" * len(columns))
+        db.executemany(f"INSERT INTO rollout_stats VALUES ({marks})", rows)
+        quarters = [(minute // 15, *rest) for minute, *rest in rows]
+        db.executemany(f"INSERT INTO rollout_quarter_stats VALUES ({marks})", quarters)
     with gateway_server.client(headers=admin.headers) as client:
         board = client.get("/_rollout/").text
     assert "legacy code removable" in row_of(board, "auth.me")

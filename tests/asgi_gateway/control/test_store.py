@@ -85,6 +85,26 @@ async def test_ensure_schema_keeps_existing_state(store: FlagStore) -> None:
     }
 
 
+async def test_a_load_sees_a_flip_made_through_another_store(
+    store: FlagStore, engine: AsyncEngine
+) -> None:
+    """Loads at an unchanged version reuse the state read last; another process's flip moves
+    the version, so the next load reads the flags again."""
+    await store.apply(declared())
+    first = await store.load()
+    assert await store.load() is first  # nothing changed: no row read again
+
+    other = FlagStore(engine)  # another worker, or the CLI
+    await other.set_flag(
+        make_flag("calendars.list", mode="async"), actor="ops@example.com", reason="twin verified"
+    )
+
+    state = await store.load()
+    assert state.version == first.version + 1
+    assert state.flags["calendars.list"].mode == "async"
+    assert first.flags["calendars.list"].mode == "legacy"  # a state read never changes
+
+
 # -- apply ---------------------------------------------------------------------------------------
 
 
