@@ -199,6 +199,15 @@ def describe_outage(error: BaseException, database_url: str) -> str:
     )
 
 
+def is_missing_schema(error: BaseException) -> bool:
+    """True when a statement failed because a table does not exist: a database that was never
+    migrated (or is behind the code), which `admin-assistant db upgrade` fixes."""
+    inner = getattr(error, "orig", None) or error
+    if getattr(inner, "sqlstate", None) == "42P01":  # PostgreSQL's undefined_table
+        return True
+    return "no such table" in str(inner) or "UndefinedTableError" in type(inner).__name__
+
+
 def _is_outage(error: BaseException) -> bool:
     seen: set[int] = set()
     current: BaseException | None = error

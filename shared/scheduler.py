@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shared.claims import ClaimedRun, JobClaims
-from shared.db import Database
+from shared.db import Database, is_missing_schema
 from shared.delegation import acting_for
 from shared.errors import AppError
 from shared.models import utcnow
@@ -200,7 +200,8 @@ class Scheduler:
                 released = await self.claims.release(interrupted, utcnow())
                 self.metrics.runs.labels("abandoned").inc(released)
                 _log.warning("scheduler: %d run(s) interrupted by shutdown, queued again", released)
-            await self.claims.unregister()
+            if self._is_registered:  # never registered: nothing to take back
+                await self.claims.unregister()
         except Exception:
             _log.exception("scheduler: could not record its shutdown (leases will lapse instead)")
 
@@ -219,8 +220,18 @@ class Scheduler:
                 if self._is_failing:
                     _log.warning("scheduler: the database answers again")
                     self._is_failing = False
-            except Exception:
-                if not self._is_failing:
+            except Exception as error:
+                if self._is_failing:
+                    pass
+                elif is_missing_schema(error):
+                    # Not a bug to trace: the database was never migrated, or is behind.
+                    _log.error(
+                        "scheduler: the database has no job tables yet (%s); run "
+                        "'admin-assistant db upgrade' (retrying every %g s)",
+                        _first_line(error),
+                        self.tick_s,
+                    )
+                else:
                     _log.exception("scheduler: tick failed (retrying every %g s)", self.tick_s)
                 self._is_failing = True
                 self._fence_if_lease_lost()
@@ -351,3 +362,9 @@ class Scheduler:
             _log.warning(
                 "run %s finished after losing its lease; result not recorded", claimed.run_id
             )
+
+
+def _first_line(error: BaseException) -> str:
+    inner = getattr(error, "orig", None) or error
+    lines = str(inner).strip().splitlines()
+    return lines[0] if lines else type(inner).__name__

@@ -14,6 +14,7 @@ from shared.config import load_settings
 from shared.pagination import PageRequest
 from shared.runtime import Runtime
 from shared.scheduler import Scheduler
+from tests.conftest import make_environ
 from tests.fakes.graph_server import FakeGraphServer
 from tests.shared.test_jobs import make_actor, make_config, make_job, runs_of
 
@@ -131,3 +132,28 @@ def _graph_called(graph: FakeGraphServer, *, after: int = 0) -> Callable[[], Awa
         return graph.request_count > after
 
     return check
+
+
+async def test_a_database_never_migrated_is_one_clear_error_not_a_traceback(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gateway started on an empty database file: the scheduler says what to run."""
+    environ = make_environ(tmp_path, AA_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    runtime = Runtime(load_settings(environ))
+    jobs = scheduler(runtime, tick_s=0.05)
+    try:
+        with caplog.at_level("ERROR", logger="shared.scheduler"):
+            await jobs.start()
+            await until("the error", lambda: _has_record(caplog, "db upgrade"))
+            await asyncio.sleep(0.2)  # further failed ticks say nothing more
+    finally:
+        await jobs.stop()
+        await runtime.aclose()
+    records = [r for r in caplog.records if r.name == "shared.scheduler"]
+    assert len(records) == 1
+    assert "no job tables yet (no such table: scheduler_instances)" in records[0].getMessage()
+    assert records[0].exc_info is None
+
+
+async def _has_record(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in r.getMessage() for r in caplog.records)
