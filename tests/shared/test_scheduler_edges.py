@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
+from shared.claims import JobClaims
 from shared.config import load_settings
 from shared.runtime import Runtime
 from shared.scheduler import Scheduler
 from tests.fakes.graph_server import FakeGraphServer
-from tests.shared.test_jobs import make_actor, make_config, make_job, runs_of
+from tests.shared.test_jobs import make_actor, make_config, make_job, runs_of, set_cursor
 from tests.shared.test_scheduler import _graph_called, scheduler, until
 
 
@@ -145,3 +147,29 @@ async def test_a_run_whose_lease_another_scheduler_took_is_stopped_and_not_recor
             )
         finally:
             await runtime.aclose()
+
+
+async def test_a_job_whose_schedule_cannot_be_planned_is_logged_and_the_others_still_run(
+    domain: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await make_actor(domain, "alice@example.com")
+    broken = await make_job(domain, alice, await make_config(domain, alice))
+    healthy = await make_job(
+        domain, alice, await make_config(domain, alice, name="Second"), schedule="every 1m"
+    )
+    now = datetime.now(UTC)
+    due_at = now.replace(second=0, microsecond=0)  # a time `every 1m` fires at, just past
+    for job in (broken, healthy):
+        await set_cursor(domain, job["id"], due_at)
+    async with domain.db.session() as session:
+        # A zone this machine no longer knows (the tz database changed under a stored job).
+        await session.execute(
+            text("UPDATE jobs SET timezone = 'Mars/Olympus_Mons' WHERE id = :id"),
+            {"id": broken["id"]},
+        )
+    claims = JobClaims(domain.db, "here:1", lease_s=60, grace_s=60)
+    with caplog.at_level(logging.ERROR, logger="shared.claims"):
+        due = await claims.claim_due(now, 10)
+    assert [run.job_id for run in due.runs] == [healthy["id"]]
+    assert f"job {broken['id']}: cannot plan schedule" in caplog.text
+    assert await runs_of(domain, broken["id"]) == []
