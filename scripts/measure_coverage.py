@@ -126,15 +126,15 @@ def main(argv: list[str]) -> int:
         args, pytest_args = argv[:cut], argv[cut + 1 :]
     options = parser.parse_args(args)
     failed: list[str] = []
-    if not options.report:
-        for directory in options.directories or DIRECTORIES:
-            if not (ROOT / directory).exists():
-                parser.error(
-                    f"{directory}: no such test directory (expected one of "
-                    f"{', '.join(DIRECTORIES)})"
-                )
-            if measure(directory, pytest_args) not in (0, 5):
-                failed.append(directory)
+    directories = [] if options.report else options.directories or list(DIRECTORIES)
+    for directory in directories:
+        if not (ROOT / directory).exists():
+            parser.error(
+                f"{directory}: no such test directory (expected one of {', '.join(DIRECTORIES)})"
+            )
+    for directory in directories:
+        if measure(directory, pytest_args) not in (0, 5):
+            failed.append(directory)
     combined = combine()
     subprocess.run(
         [sys.executable, "-m", "coverage", "report", "--data-file", str(combined), "--sort=cover"],
