@@ -2,6 +2,11 @@
 # The two commands of the quick start:
 #   ./dev.sh run    set up, migrate, seed demo data and serve on http://127.0.0.1:8000
 #   ./dev.sh test   set up (Python packages, PostgreSQL) and run the whole test suite
+# And:
+#   ./dev.sh coverage [test dirs] [--report] [-- pytest args]
+#                   set up like `test`, run the test directories under coverage (all by
+#                   default, one at a time) and print line and branch coverage of shared/
+#                   and asgi_gateway/, servers and CLI children included
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -42,8 +47,14 @@ case "${1:-}" in
         shift
         exec "$PY" -m pytest "$@"
         ;;
+    coverage)
+        setup_python
+        bash scripts/ensure-services.sh
+        shift
+        exec "$PY" scripts/measure_coverage.py "$@"
+        ;;
     *)
-        echo "usage: ./dev.sh run | ./dev.sh test [pytest args]" >&2
+        echo "usage: ./dev.sh run | ./dev.sh test [pytest args] | ./dev.sh coverage [test dirs] [--report] [-- pytest args]" >&2
         exit 2
         ;;
 esac

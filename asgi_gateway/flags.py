@@ -234,11 +234,13 @@ def check_endpoint(endpoint: str, known: Collection[str] | None) -> None:
 def parse_shadow(raw: Any, base: Shadow) -> Shadow:
     """A shadow mapping: `sample` (0-1), `timeout` (a duration), `writes` (`dry_run`)."""
     if not isinstance(raw, Mapping):
-        raise FlagError("shadow must be a mapping such as {sample: 0.5, timeout: 2s}", "shadow")
+        raise FlagError(
+            "shadow must be a mapping such as {sample: 0.5, timeout: 2s}", field="shadow"
+        )
     unknown = sorted(set(raw) - {"sample", "timeout", "writes"})
     if unknown:
         raise FlagError(
-            f"unknown shadow key {unknown[0]!r} (expected sample, timeout, writes)", "shadow"
+            f"unknown shadow key {unknown[0]!r} (expected sample, timeout, writes)", field="shadow"
         )
     shadow = base
     if "sample" in raw:
@@ -260,7 +262,9 @@ def parse_shadow(raw: Any, base: Shadow) -> Shadow:
 def parse_compare(raw: Any, base: Compare) -> Compare:
     """A compare mapping: `ignore`, `headers`, `noise_sample`, `learn_noise`, `keep_bodies`."""
     if not isinstance(raw, Mapping):
-        raise FlagError("compare must be a mapping such as {ignore: [$.updated_at]}", "compare")
+        raise FlagError(
+            "compare must be a mapping such as {ignore: [$.updated_at]}", field="compare"
+        )
     keys = ("ignore", "headers", "noise_sample", "learn_noise", "keep_bodies")
     unknown = sorted(set(raw) - set(keys))
     if unknown:
@@ -271,7 +275,9 @@ def parse_compare(raw: Any, base: Compare) -> Compare:
     if "ignore" in raw:
         ignore = raw["ignore"] or []
         if not isinstance(ignore, list) or not all(isinstance(p, str) for p in ignore):
-            raise FlagError("compare.ignore must be a list of JSON paths such as $.x", "compare")
+            raise FlagError(
+                "compare.ignore must be a list of JSON paths such as $.x", field="compare"
+            )
         for path in ignore:
             parse_path(path)  # FlagError naming the bad path
         compare = replace(compare, ignore=tuple(ignore))

@@ -229,10 +229,8 @@ def _same_scalar(a: Any, b: Any) -> bool:
 
 
 def _show(value: Any) -> str:
+    # Every value compared came from JSON (or is a status or header), so it dumps as JSON.
     text = value if isinstance(value, str) and value == _ABSENT else None
     if text is None:
-        try:
-            text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        except (TypeError, ValueError):
-            text = str(value)
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"

@@ -61,13 +61,6 @@ def parse_calendar(body: Any, *, partial: bool = False) -> dict[str, Any]:
             "invalid calendar: check provider_id",
             details=[{"field": "provider_id", "message": "is required when provider is graph"}],
         )
-    if by_uri and values.get("uri") is None:
-        values.pop("uri")
-        if partial:
-            raise ValidationFailed(
-                "invalid calendar: check uri",
-                details=[{"field": "uri", "message": "must be a calendar URI, got null"}],
-            )
     if not by_uri:
         values.pop("uri", None)
     return values
