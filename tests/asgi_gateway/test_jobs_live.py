@@ -312,7 +312,9 @@ def test_a_killed_process_run_is_abandoned_then_retried_once_archiving_nothing_t
         runs = world.runs(job["id"])
         return runs if len(runs) == 2 and runs[1].status == "succeeded" else None
 
-    abandoned, retry = wait_for("the retry to succeed", retried, world)
+    # The retry's archive sometimes stalls about 50 s after its calendar read (an open
+    # question, in the changelog's known issues); what is asserted is that it happens once.
+    abandoned, retry = wait_for("the retry to succeed", retried, world, timeout_s=120)
     assert (abandoned.attempt, abandoned.status) == (1, "abandoned")
     assert (
         abandoned.error is not None and f"no heartbeat from {first.claimed_by}" in abandoned.error
