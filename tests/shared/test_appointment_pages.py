@@ -22,12 +22,6 @@ from shared.validation import parse_appointment_query
 ALICE, BOB, ADMIN = "alice@example.com", "bob@example.com", "admin@example.com"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_environ(request: pytest.FixtureRequest) -> dict[str, str]:
-    name = "environ" if request.param == "sqlite" else "pg_environ"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 async def world(db_environ: dict[str, str]) -> AsyncIterator[tuple[Runtime, dict[str, Any]]]:
     """Alice with two calendars, Bob with one, an admin; appointments of every shape."""

@@ -21,12 +21,6 @@ from shared.sessions import SessionIdentity
 PASSWORD = "correct-horse-battery"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_environ(request: pytest.FixtureRequest) -> dict[str, str]:
-    name = "environ" if request.param == "sqlite" else "pg_environ"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 def make_domain(db_environ: dict[str, str]) -> Callable[..., Runtime]:
     """Runtimes over the test's database, with extra AA_* settings; closed by the caller."""

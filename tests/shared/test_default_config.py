@@ -27,19 +27,6 @@ from shared.seed import seed_demo
 from tests.conftest import PG_ADMIN_DSN, make_environ
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_environ(request: pytest.FixtureRequest) -> dict[str, str]:
-    name = "environ" if request.param == "sqlite" else "pg_environ"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def domain(db_environ: dict[str, str]) -> AsyncIterator[Runtime]:
-    runtime = Runtime(load_settings(db_environ))
-    yield runtime
-    await runtime.aclose()
-
-
 async def person(runtime: Runtime, email: str, *, is_admin: bool = False) -> Actor:
     created = await runtime.services.users.create(email, "long-password", is_admin=is_admin)
     return Actor(created["id"], created["email"], is_admin)

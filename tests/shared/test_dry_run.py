@@ -14,12 +14,6 @@ from shared.dry_run import current_dry_run
 from shared.runtime import Runtime
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_environ(request: pytest.FixtureRequest) -> dict[str, str]:
-    name = "environ" if request.param == "sqlite" else "pg_environ"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 async def live(db_environ: dict[str, str]) -> AsyncIterator[Runtime]:
     runtime = Runtime(load_settings(db_environ))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,26 +12,12 @@ from sqlalchemy import select, update
 
 from shared.auth import Actor
 from shared.claims import JobClaims
-from shared.config import load_settings
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.inputs.archive import parse_archive_config
 from shared.models import Job, JobRun, utcnow
 from shared.pagination import PageRequest
 from shared.runtime import Runtime
 from shared.validation import parse_job
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_environ(request: pytest.FixtureRequest) -> dict[str, str]:
-    name = "environ" if request.param == "sqlite" else "pg_environ"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def domain(db_environ: dict[str, str]) -> AsyncIterator[Runtime]:
-    runtime = Runtime(load_settings(db_environ))
-    yield runtime
-    await runtime.aclose()
 
 
 async def make_actor(runtime: Runtime, email: str, *, is_admin: bool = False) -> Actor:

@@ -42,12 +42,6 @@ REDIRECT = "http://127.0.0.1:9/login/microsoft/callback"
 WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_environ(request: pytest.FixtureRequest) -> dict[str, str]:
-    name = "environ" if request.param == "sqlite" else "pg_environ"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 def identity() -> FakeIdentity:
     tenant = FakeIdentity(redirect_uris={REDIRECT})

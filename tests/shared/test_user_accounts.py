@@ -3,31 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from shared.auth import Actor
-from shared.config import load_settings
 from shared.errors import NotFound, ValidationFailed
 from shared.pagination import PageRequest
 from shared.runtime import Runtime
 from shared.sessions import SessionIdentity
 
 PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_environ(request: pytest.FixtureRequest) -> dict[str, str]:
-    name = "environ" if request.param == "sqlite" else "pg_environ"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def domain(db_environ: dict[str, str]) -> AsyncIterator[Runtime]:
-    runtime = Runtime(load_settings(db_environ))
-    yield runtime
-    await runtime.aclose()
 
 
 async def person(runtime: Runtime, email: str) -> Actor:
