@@ -175,8 +175,11 @@ def measure_case(
             # c connections at about delay + latency per request each.
             saturated = run_case(legacy, case, token, opts, 0.0, tmp)
             offered = saturated.rps * case.load
-            delay_ms = max(opts.connections / offered * 1000 - saturated.p50_ms, 0.0)
-            print(f"  legacy saturates at {saturated.rps:.0f} req/s; offering ~{offered:.0f}")
+            delay_ms = calibrate(legacy, case, token, opts, tmp, offered, saturated)
+            print(
+                f"  legacy saturates at {saturated.rps:.0f} req/s; offering ~{offered:.0f} "
+                f"(a pause of {delay_ms:.1f} ms before each request)"
+            )
         for side in (legacy, shadow):
             run_wrk_warmup(side, case, token, opts, delay_ms, tmp)
         runs: dict[str, list[Run]] = {"legacy": [], "shadow": []}
@@ -204,6 +207,32 @@ def measure_case(
         "rps_ratio_rounds": [s.rps / b.rps for s, b in pairs],
         "shadow_results": counts,
     }
+
+
+def calibrate(
+    legacy: Server,
+    case: Case,
+    token: str,
+    opts: argparse.Namespace,
+    tmp: Path,
+    offered: float,
+    saturated: Run,
+) -> float:
+    """The pause before each request that makes legacy serve `offered` req/s.
+
+    Each connection loops pause + response time, so the pause depends on the response time at
+    that load, which is much shorter than at saturation: measure it, twice, and adjust.
+    """
+    cycle_ms = opts.connections / offered * 1000
+    delay_ms = max(cycle_ms - saturated.p50_ms, 0.0)
+    probe_opts = argparse.Namespace(**vars(opts))
+    probe_opts.duration = max(3, opts.duration // 2)
+    for _ in range(3):
+        probe = run_case(legacy, case, token, probe_opts, delay_ms, tmp)
+        response_ms = max(opts.connections / probe.rps * 1000 - delay_ms, 0.0)
+        delay_ms = max(cycle_ms - response_ms, 0.0)
+        print(f"  calibrating: {probe.rps:.0f} req/s, next pause {delay_ms:.1f} ms", flush=True)
+    return delay_ms
 
 
 def run_wrk_warmup(

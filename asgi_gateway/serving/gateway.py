@@ -39,6 +39,7 @@ from asgi_gateway.serving.identity import (
 )
 from asgi_gateway.serving.mount import DEFAULT_MAX_BODY_BYTES, WSGIMount
 from asgi_gateway.serving.options import FlagSource, GatewayOptions, secret_bytes
+from asgi_gateway.serving.priority import ClientGate
 from asgi_gateway.serving.recorder import Recorder, render_prometheus
 from asgi_gateway.serving.routing import (
     Endpoint,
@@ -105,7 +106,7 @@ class Gateway:
         self.user_key: UserKey = user_key or bearer_key
         self.session_cookie = config.get("SESSION_COOKIE_NAME", "session")
         self.authenticate = options.authenticate
-        self.inflight = 0
+        self.clients = ClientGate()  # client requests in flight; shadow twins give way
         self.legacy_inflight = 0
         self.started_at = 0.0
         self.registry = options.registry or CollectorRegistry()
@@ -127,6 +128,7 @@ class Gateway:
         self.shadow = ShadowRunner(
             self.recorder.findings,
             self._ask_legacy,
+            self.clients,
             concurrency=options.shadow_concurrency,
             dry_run=options.dry_run,
         )
@@ -193,7 +195,7 @@ class Gateway:
             # Answered natively by the gateway (async), and tagged like every other response.
             await self.control(scope, receive, Exchange(receive, send, "async").send)
             return
-        self.inflight += 1
+        self.clients.enter()
         started = time.perf_counter()
         endpoint: str | None = None
         exchange: Exchange | None = None
@@ -243,7 +245,7 @@ class Gateway:
             )
             await exchange.send({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
-            self.inflight -= 1
+            self.clients.leave()
             if exchange is not None:
                 self.recorder.record(
                     endpoint,
@@ -438,7 +440,7 @@ class Gateway:
         # this covers servers that do not, so no legacy thread is cut off mid-request.
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
         # A polled counter, not an Event: signalling one would cost every request a check.
-        while self.inflight > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
+        while self.clients.busy > 0 and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     # -- reporting ------------------------------------------------------------------------------

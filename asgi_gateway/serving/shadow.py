@@ -6,9 +6,10 @@ app's dry-run hook, entered before legacy is dispatched so the twin sees the dat
 saw it, and always rolled back. The hook's object may have an async `prepare()`, awaited
 after legacy was let go and before the twin runs (admin-assistant copies the snapshot
 there), and a `conflicted` attribute: true when the dry run's write collided with the real
-one, which makes the comparison count as skipped. At most `concurrency`
-twins run at once per process; past
-that, comparisons are skipped (and counted), never queued behind client traffic.
+one, which makes the comparison count as skipped. At most `concurrency` twins run at once per
+process; past that, comparisons are skipped (and counted), never queued behind client traffic.
+A read's twin also gives way to client requests step by step (`priority.py`): it runs in the
+gaps between them, for at most a quarter of its timeout, and then like any other task.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from asgi_gateway.serving.compare import (
 )
 from asgi_gateway.serving.decision import CompiledFlag
 from asgi_gateway.serving.findings import Findings, Mismatch
+from asgi_gateway.serving.priority import ClientGate, Yielding
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -45,6 +47,8 @@ DryRun = Callable[[Scope], contextlib.AbstractAsyncContextManager[object]]
 
 MAX_CAPTURE_BYTES = 1024 * 1024  # answers larger than this are not compared
 _PIN_TIMEOUT_S = 0.5
+# The share of its timeout a read's twin spends at most waiting for a gap in client traffic.
+_MAX_GIVE_WAY = 0.25
 _log = logging.getLogger(__name__)
 
 
@@ -111,12 +115,14 @@ class ShadowRunner:
         self,
         findings: Findings,
         legacy: ServeLegacy,
+        clients: ClientGate | None = None,
         *,
         concurrency: int = 8,
         dry_run: DryRun | None = None,
     ) -> None:
         self.findings = findings
         self.legacy = legacy  # asks legacy a second time, to learn noise
+        self.clients = clients or ClientGate()  # a read's twin gives way to client requests
         self.concurrency = concurrency
         self.dry_run = dry_run
         self.in_flight = 0
@@ -272,10 +278,15 @@ class ShadowRunner:
     ) -> Answer | str:
         """The twin's answer, or the result it counts as: `timeout`, `error`."""
         capture = Capture()
+        timeout_s = compiled.flag.shadow.timeout_s
+        twin = route.handle(scope, replayed(body), capture)
+        run: Awaitable[None] = twin
+        if scope["method"] in SAFE_METHODS:
+            # A read's twin runs in the gaps between client requests (see priority.py); a dry
+            # run must not wait: legacy's write waits for it to pin its view of the data.
+            run = Yielding(twin, self.clients, timeout_s * _MAX_GIVE_WAY)
         try:
-            await asyncio.wait_for(
-                route.handle(scope, replayed(body), capture), compiled.flag.shadow.timeout_s
-            )
+            await asyncio.wait_for(run, timeout_s)
         except TimeoutError:
             return "timeout"
         except Exception:
@@ -292,7 +303,11 @@ class ShadowRunner:
         endpoint, compare = compiled.flag.endpoint, compiled.flag.compare
         if compare.noise_sample > 0 and random.random() < compare.noise_sample:
             again = Capture()
-            await self.legacy(dict(scope), replayed(body), again)
+            await Yielding(
+                self.legacy(dict(scope), replayed(body), again),
+                self.clients,
+                compiled.flag.shadow.timeout_s * _MAX_GIVE_WAY,
+            )
             first, second = _json(legacy.answer()), _json(again.answer())
             if first is not None and second is not None:
                 found = diff_paths(first, second, compiled.ignore)

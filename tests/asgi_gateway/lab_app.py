@@ -9,6 +9,7 @@ Behaviours: `same` (answers like legacy), `field` (one JSON value differs), `sta
 status), `header` (another Content-Type), `order` (a list in another order), `raise`, `hang`
 (never answers), `block` (waits until `POST /lab/release`), `fail_5xx` (answers 503),
 `fail_after_start` (starts a 200, then raises), `slow` (answers after `LAB_SLOW_MS`).
+`GET /lab/hold` is a legacy request that stays in flight until `POST /lab/let-go`.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ flask_app = Flask(__name__)
 flask_app.config["SECRET_KEY"] = "lab-secret-key-0123456789"
 _lock = threading.Lock()
 _behaviour: dict[str, str] = {}
-_state = {"calls": {}, "blocked": 0, "writes": 0, "legacy_writes": 0}
+_state = {"calls": {}, "blocked": 0, "holding": 0, "writes": 0, "legacy_writes": 0}
 _release = threading.Event()
+_hold = threading.Event()
 _counter = iter(range(1, 10**9))
 
 
@@ -64,6 +66,22 @@ def behave() -> Any:
 @flask_app.post("/lab/release")
 def release() -> Any:
     _release.set()
+    return jsonify({"ok": True})
+
+
+@flask_app.get("/lab/hold")
+def hold() -> Any:
+    with _lock:
+        _state["holding"] += 1  # type: ignore[operator]
+    _hold.wait(30)
+    with _lock:
+        _state["holding"] -= 1  # type: ignore[operator]
+    return jsonify({"held": True})
+
+
+@flask_app.post("/lab/let-go")
+def let_go() -> Any:
+    _hold.set()
     return jsonify({"ok": True})
 
 

@@ -116,6 +116,31 @@ def test_the_client_never_waits_for_a_blocked_twin(lab_server: ServerProcess) ->
     assert data["matched"] == 1
 
 
+def test_a_twin_waits_for_a_gap_in_client_traffic(lab_server: ServerProcess) -> None:
+    response = httpx.patch(
+        lab_server.url + "/_rollout/api/flags/item",
+        json={"shadow": {"timeout": "60s"}, "reason": "a long wait for a gap"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(httpx.get, lab_server.url + "/lab/hold", timeout=30)
+        deadline = time.monotonic() + DEADLINE_S
+        while lab_state(lab_server)["holding"] != 1:
+            assert time.monotonic() < deadline, "the held request never arrived"
+            time.sleep(0.02)
+        assert httpx.get(lab_server.url + "/lab/item").status_code == 200
+        # Another client request is in flight: the twin gives way, it has not started.
+        for _ in range(10):
+            assert lab_state(lab_server)["calls"].get("item", 0) == 0
+            time.sleep(0.05)
+        httpx.post(lab_server.url + "/lab/let-go")
+        assert held.result().status_code == 200
+    data = settled(lab_server, 1)
+    assert (data["compared"], data["matched"]) == (1, 1)
+    assert lab_state(lab_server)["calls"]["item"] == 1
+
+
 def test_a_hanging_twin_is_cancelled_and_counted_as_a_timeout(lab_server: ServerProcess) -> None:
     response = httpx.patch(
         lab_server.url + "/_rollout/api/flags/item",
