@@ -114,6 +114,7 @@ class Scheduler:
         self.beat_s = min(lease_s / 4, 5.0)
         self.last_lag_s: float | None = None
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._finishing: set[int] = set()  # runs recording their outcome: no lease to renew
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._tick_lock = asyncio.Lock()
@@ -274,7 +275,9 @@ class Scheduler:
 
     async def _beat(self) -> None:
         now = utcnow()
-        held = list(self._running)
+        # A run recording its outcome is left out: once recorded it is no longer `running`, and
+        # the renewal would take it for a lost lease and cancel the end of a finished run.
+        held = [run_id for run_id in self._running if run_id not in self._finishing]
         kept = await self.claims.heartbeat(held, now)
         for run_id in set(held) - kept:
             # Another scheduler found our lease lapsed and may be retrying the run already:
@@ -316,6 +319,7 @@ class Scheduler:
 
         def forget(_: asyncio.Task[None]) -> None:
             self._running.pop(claimed.run_id, None)
+            self._finishing.discard(claimed.run_id)
             self.metrics.in_progress.dec()
 
         task.add_done_callback(forget)
@@ -349,6 +353,7 @@ class Scheduler:
             _log.exception("run %s of job %s failed", claimed.run_id, claimed.job_id)
             error = "internal error; it has been logged"
         result = "succeeded" if error is None else "failed"
+        self._finishing.add(claimed.run_id)
         try:
             recorded = await self.claims.finish(
                 claimed.run_id, result, utcnow(), action_log_id=action_log_id, error=error

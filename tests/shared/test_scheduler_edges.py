@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -147,6 +149,44 @@ async def test_a_run_whose_lease_another_scheduler_took_is_stopped_and_not_recor
             )
         finally:
             await runtime.aclose()
+
+
+async def test_a_run_that_recorded_its_end_is_not_taken_for_a_lost_lease(
+    domain: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The outcome is committed, then the run's last awaits take a while (closing its session,
+    # say): lease renewals come meanwhile. The run is no longer `running` in the database,
+    # which a renewal must not read as a lease another scheduler took.
+    alice = await make_actor(domain, "alice@example.com")
+    job = await make_job(domain, alice, await make_config(domain, alice))
+    registry = CollectorRegistry()
+    jobs = scheduler(domain, lease_s=0.4, registry=registry)  # a renewal every 0.1 s
+    recorded = asyncio.Event()
+    finish = jobs.claims.finish
+
+    async def finish_then_linger(*args: Any, **kwargs: Any) -> bool:
+        done = await finish(*args, **kwargs)
+        recorded.set()
+        await asyncio.sleep(0.6)  # several renewals pass before the run's task ends
+        return done
+
+    jobs.claims.finish = finish_then_linger  # type: ignore[method-assign]
+    await jobs.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="shared.scheduler"):
+            run = await domain.services.jobs.trigger(alice, job["id"])
+            await asyncio.wait_for(recorded.wait(), 20)
+
+            async def ended() -> bool:
+                return not jobs.running_run_ids
+
+            await until("the run's task to end", ended)
+    finally:
+        await jobs.stop()
+    (row,) = [r for r in await runs_of(domain, job["id"]) if r.id == run["id"]]
+    assert row.status == "succeeded"
+    assert not [r.getMessage() for r in caplog.records if "lost the lease" in r.getMessage()]
+    assert registry.get_sample_value("scheduler_runs_total", {"result": "succeeded"}) == 1
 
 
 async def test_a_job_whose_schedule_cannot_be_planned_is_logged_and_the_others_still_run(
