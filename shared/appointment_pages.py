@@ -72,6 +72,21 @@ async def calendar_owner(conn: AsyncConnection, calendar_id: int) -> int | None:
 _OWNER = select(Calendar.owner_id).where(Calendar.id == bindparam("calendar_id"))
 
 
+async def appointment_row(conn: AsyncConnection, appointment_id: int) -> Row[Any] | None:
+    """Appointment `appointment_id` as a row holding `APPOINTMENT_COLUMNS` in order and then
+    its calendar's owner id (one statement); None when there is no such appointment."""
+    if not 0 < appointment_id <= MAX_ID:
+        return None
+    return (await conn.execute(_ONE, {"appointment_id": appointment_id})).first()
+
+
+_ONE = (
+    select(*(Appointment.__table__.c[name] for name in APPOINTMENT_COLUMNS), Calendar.owner_id)
+    .join(Calendar, Calendar.id == Appointment.calendar_id)
+    .where(Appointment.id == bindparam("appointment_id"))
+)
+
+
 @cache
 def _statements(
     by_calendar: bool, by_owner: bool, from_start: bool, to_end: bool
