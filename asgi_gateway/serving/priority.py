@@ -1,117 +1,83 @@
-"""Shadow work gives way to client requests, one step at a time.
+"""Shadow work waits for a gap in client traffic, and runs one at a time in it.
 
-A coroutine runs as a series of steps, one between each of its awaits, and asyncio runs ready
-steps in turn: a twin comparing in the background would take turns with every client request
-served meanwhile, and the client would wait for the twin's share. `ClientGate` counts the client
-requests in flight; `Yielding` drives a coroutine itself and, before each step, parks it while
-any client request is in flight. When the last one ends, parked coroutines go on one at a time:
-the first takes a step, and when that step ends the next one is woken, so the loop looks for new
-client requests between any two of them instead of running a crowd of twin steps first. A client
-request that arrives while twins run so waits for one twin step at most (a fraction of a
-millisecond), not for whole twins.
+A twin comparing in the background runs on the same event loop as the client requests; started
+while they are in flight, its steps take turns with theirs, and the clients wait for its share.
+`ClientGate` counts the client requests in flight in the process. `ClientGate.turn` waits until
+there are none and no other work started in a gap is running, then takes that one lane; the
+work runs whole, and `release` hands the lane to the next waiting one if the gap lasts. A client
+that arrives while such work runs so waits for that one piece of work at most, never for a
+crowd of twins started at once.
 
-Under sustained load the gaps may not come: a coroutine that has been parked for `max_wait_s`
-in all runs on like any other task from then on, so shadow work still progresses, and still
-counts against its own timeout and the shadow budget.
+Work is not parked midway: by then it may hold what clients need too (a pooled database
+connection, a lock), and parking it would make them wait for it instead. Under traffic that
+leaves no gap, work waits `max_wait_s` at most and then runs like any other task, outside the
+lane, so shadow work still progresses (and still counts against its timeout and budget).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine, Generator
-from typing import Any
 
 
 class ClientGate:
-    """The client requests in flight in this process, and the coroutines parked meanwhile."""
+    """Client requests in flight in this process, and the lane for work that gives way."""
 
-    __slots__ = ("_parked", "busy")
+    __slots__ = ("_lane_taken", "_waiting", "busy")
 
     def __init__(self) -> None:
         self.busy = 0
-        self._parked: deque[asyncio.Future[None]] = deque()
+        self._lane_taken = False
+        self._waiting: deque[asyncio.Future[bool]] = deque()
 
     def enter(self) -> None:
         """A client request started."""
         self.busy += 1
 
     def leave(self) -> None:
-        """A client request ended: with none left, the first parked coroutine goes on."""
+        """A client request ended: with none left, the next waiting work may start."""
         self.busy -= 1
-        if not self.busy and self._parked:
-            self.pass_on()
+        if not self.busy and self._waiting:
+            self._hand_on()
 
-    def pass_on(self) -> None:
-        """Wake the next parked coroutine, if no client request is in flight."""
-        while self._parked and not self.busy:
-            waiter = self._parked.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+    async def turn(self, max_wait_s: float) -> bool:
+        """Wait for a gap in client traffic with the lane free, `max_wait_s` at most.
 
-    def park(self, timeout_s: float) -> asyncio.Future[None]:
-        """A future done when this coroutine's turn comes, or after `timeout_s`."""
+        True: the lane is taken (pass it on with `release(True)` once the work ends); False:
+        the wait ran out, and the work runs outside the lane.
+        """
+        if not self.busy and not self._lane_taken:
+            self._lane_taken = True
+            return True
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._parked.append(waiter)
-        timer = loop.call_later(timeout_s, _release, waiter)
-        waiter.add_done_callback(lambda _: timer.cancel())
-        return waiter
-
-
-def _release(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-class Yielding:
-    """Await a coroutine, running its steps one at a time only while `gate` has no client.
-
-    The coroutine's own awaits pass through unchanged (same task, same context; cancellation
-    and exceptions reach it as usual); only the moments between them are held back, for at
-    most `max_wait_s` in all.
-    """
-
-    __slots__ = ("_coro", "_gate", "_max_wait_s")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], gate: ClientGate, max_wait_s: float) -> None:
-        self._coro = coro
-        self._gate = gate
-        self._max_wait_s = max_wait_s
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, gate = self._coro, self._gate
-        loop = asyncio.get_running_loop()
-        left_s = self._max_wait_s
-        value: Any = None
-        error: BaseException | None = None
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append(waiter)
+        timer = loop.call_later(max_wait_s, _settle, waiter, False)
         try:
-            while True:
-                while gate.busy and left_s > 0 and error is None:
-                    parked_at = loop.time()
-                    try:
-                        yield from gate.park(left_s)
-                    except GeneratorExit:
-                        raise
-                    except BaseException as exc:  # cancelled while parked: tell the coroutine
-                        error = exc
-                    left_s -= loop.time() - parked_at
-                try:
-                    signal = coro.send(value) if error is None else coro.throw(error)
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    gate.pass_on()  # this step is over: the next parked coroutine's turn
-                value, error = None, None
-                try:
-                    value = yield signal
-                except GeneratorExit:
-                    raise
-                except BaseException as exc:  # thrown into the task: it is the coroutine's
-                    error = exc
-                if isinstance(error, asyncio.CancelledError):
-                    left_s = 0.0  # cancelled: let it clean up without waiting for a gap
-        except GeneratorExit:
-            coro.close()
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release(True)  # handed the lane, then cancelled before using it
             raise
+        finally:
+            timer.cancel()
+            if waiter in self._waiting:  # timed out or cancelled: no longer waiting
+                self._waiting.remove(waiter)
+
+    def release(self, holds_lane: bool) -> None:
+        """The work that `turn` let go has ended."""
+        if holds_lane:
+            self._lane_taken = False
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        while self._waiting and not self.busy and not self._lane_taken:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                self._lane_taken = True
+                waiter.set_result(True)
+
+
+def _settle(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)

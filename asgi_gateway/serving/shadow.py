@@ -8,8 +8,8 @@ after legacy was let go and before the twin runs (admin-assistant copies the sna
 there), and a `conflicted` attribute: true when the dry run's write collided with the real
 one, which makes the comparison count as skipped. At most `concurrency` twins run at once per
 process; past that, comparisons are skipped (and counted), never queued behind client traffic.
-A read's twin also gives way to client requests step by step (`priority.py`): it runs in the
-gaps between them, for at most a quarter of its timeout, and then like any other task.
+A read's twin also waits for a gap in client traffic and runs one at a time in it
+(`priority.py`), for at most a quarter of its timeout, and then like any other task.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ from asgi_gateway.serving.compare import (
 )
 from asgi_gateway.serving.decision import CompiledFlag
 from asgi_gateway.serving.findings import Findings, Mismatch
-from asgi_gateway.serving.priority import ClientGate, Yielding
+from asgi_gateway.serving.priority import ClientGate
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -47,7 +47,7 @@ DryRun = Callable[[Scope], contextlib.AbstractAsyncContextManager[object]]
 
 MAX_CAPTURE_BYTES = 1024 * 1024  # answers larger than this are not compared
 _PIN_TIMEOUT_S = 0.5
-# The share of its timeout a read's twin spends at most waiting for a gap in client traffic.
+# The share of its timeout a read's twin waits at most for a gap in client traffic.
 _MAX_GIVE_WAY = 0.25
 _log = logging.getLogger(__name__)
 
@@ -282,9 +282,9 @@ class ShadowRunner:
         twin = route.handle(scope, replayed(body), capture)
         run: Awaitable[None] = twin
         if scope["method"] in SAFE_METHODS:
-            # A read's twin runs in the gaps between client requests (see priority.py); a dry
-            # run must not wait: legacy's write waits for it to pin its view of the data.
-            run = Yielding(twin, self.clients, timeout_s * _MAX_GIVE_WAY)
+            # A read's twin runs in a gap in client traffic (see priority.py); a dry run must
+            # not wait: legacy's write waits for it to pin its view of the data.
+            run = self._in_a_gap(twin, timeout_s * _MAX_GIVE_WAY)
         try:
             await asyncio.wait_for(run, timeout_s)
         except TimeoutError:
@@ -296,6 +296,18 @@ class ShadowRunner:
             return "error"
         return capture.answer()
 
+    async def _in_a_gap(self, work: Coroutine[Any, Any, None], max_wait_s: float) -> None:
+        """Run `work` once no client request is in flight, one at a time (priority.py)."""
+        try:
+            holds_lane = await self.clients.turn(max_wait_s)
+        except BaseException:
+            work.close()  # never started
+            raise
+        try:
+            await work
+        finally:
+            self.clients.release(holds_lane)
+
     async def _noise(
         self, compiled: CompiledFlag, scope: Scope, body: bytes, legacy: Capture
     ) -> frozenset[str]:
@@ -303,9 +315,8 @@ class ShadowRunner:
         endpoint, compare = compiled.flag.endpoint, compiled.flag.compare
         if compare.noise_sample > 0 and random.random() < compare.noise_sample:
             again = Capture()
-            await Yielding(
+            await self._in_a_gap(
                 self.legacy(dict(scope), replayed(body), again),
-                self.clients,
                 compiled.flag.shadow.timeout_s * _MAX_GIVE_WAY,
             )
             first, second = _json(legacy.answer()), _json(again.answer())

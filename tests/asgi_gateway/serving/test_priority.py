@@ -1,18 +1,18 @@
-"""Shadow work gives way to client requests: `ClientGate` and `Yielding`, step by step.
+"""Shadow work waits for a gap in client traffic and runs one at a time in it (`ClientGate`).
 
-Each coroutine here records its steps in a shared log, and the tests drive the gate by hand
-(enter/leave as the gateway does around a client request), so the order of steps is the
-proof: no timers decide anything, except where a test shows the bound on waiting.
+The tests drive the gate by hand, as the gateway does around each client request (enter,
+leave), and the work records what it did in a shared log: the order of the log is the proof.
+No timer decides anything, except where a test shows the bound on waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from asgi_gateway.serving.priority import ClientGate, Yielding
+from asgi_gateway.serving.priority import ClientGate
 
 LONG_S = 60.0  # never reached: the tests open the gate themselves
 
@@ -23,119 +23,102 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def stepper(log: list[str], name: str, steps: int) -> str:
-    for n in range(steps):
-        log.append(f"{name}{n}")
-        await asyncio.sleep(0)
-    return f"{name} done"
+def gapped(
+    gate: ClientGate, log: list[str], max_wait_s: float = LONG_S
+) -> Callable[..., Awaitable[None]]:
+    """Work that waits for its turn, logs its start, runs until `until` is set, logs its end."""
+
+    async def work(name: str, until: asyncio.Event | None = None) -> None:
+        holds_lane = await gate.turn(max_wait_s)
+        try:
+            log.append(f"{name} starts")
+            if until is not None:
+                await until.wait()
+            log.append(f"{name} ends")
+        finally:
+            gate.release(holds_lane)
+
+    return work
 
 
-async def test_nothing_runs_while_a_client_request_is_in_flight() -> None:
+async def test_work_waits_while_a_client_request_is_in_flight() -> None:
     gate, log = ClientGate(), []
+    work = gapped(gate, log)
     gate.enter()
-    task = asyncio.ensure_future(Yielding(stepper(log, "t", 3), gate, LONG_S))
+    task = asyncio.ensure_future(work("t"))
     await settle()
     assert log == []
     gate.leave()
-    assert await task == "t done"
-    assert log == ["t0", "t1", "t2"]
-
-
-async def test_a_client_request_arriving_midway_parks_the_rest() -> None:
-    gate, log = ClientGate(), []
-    first_step = asyncio.Event()
-
-    async def work() -> None:
-        log.append("a")
-        first_step.set()
-        await asyncio.sleep(0)
-        log.append("b")
-
-    task = asyncio.ensure_future(Yielding(work(), gate, LONG_S))
-    await first_step.wait()
-    gate.enter()  # a client request arrives between the two steps
-    await settle()
-    assert log == ["a"]
-    gate.leave()
     await task
-    assert log == ["a", "b"]
+    assert log == ["t starts", "t ends"]
 
 
-async def test_parked_coroutines_go_on_one_step_at_a_time() -> None:
+async def test_in_a_gap_works_run_one_at_a_time() -> None:
     gate, log = ClientGate(), []
-    gate.enter()
-    tasks = [asyncio.ensure_future(Yielding(stepper(log, name, 2), gate, LONG_S)) for name in "xyz"]
+    work = gapped(gate, log)
+    first_done = asyncio.Event()
+    first = asyncio.ensure_future(work("a", first_done))
+    second = asyncio.ensure_future(work("b"))
     await settle()
-    gate.leave()
-    # Only the first is woken; each step hands the turn on. A client request arriving now
-    # finds at most one step ahead of it, not all three coroutines.
-    await asyncio.sleep(0)
-    gate.enter()
-    await settle()
-    assert log == ["x0"]
-    gate.leave()
-    await asyncio.gather(*tasks)
-    assert sorted(log) == ["x0", "x1", "y0", "y1", "z0", "z1"]
+    # No client in flight, yet the second waits for the first: one piece of work in a gap.
+    assert log == ["a starts"]
+    first_done.set()
+    await asyncio.gather(first, second)
+    assert log == ["a starts", "a ends", "b starts", "b ends"]
 
 
-async def test_results_exceptions_and_context_pass_through() -> None:
-    gate = ClientGate()
-    marker = contextvars.ContextVar("marker", default="unset")
-
-    async def reads_context() -> tuple[str, asyncio.Task[object] | None]:
-        await asyncio.sleep(0)
-        return marker.get(), asyncio.current_task()
-
-    async def fails() -> None:
-        await asyncio.sleep(0)
-        raise ValueError("the twin's own error")
-
-    async def outer() -> tuple[str, bool]:
-        marker.set("set in the task")
-        seen, task = await Yielding(reads_context(), gate, LONG_S)
-        return seen, task is asyncio.current_task()
-
-    assert await asyncio.create_task(outer()) == ("set in the task", True)
-    with pytest.raises(ValueError, match="the twin's own error"):
-        await Yielding(fails(), gate, LONG_S)
-
-
-async def test_cancelling_a_parked_coroutine_lets_it_clean_up_and_wakes_no_one_twice() -> None:
+async def test_the_next_waits_for_the_gap_even_when_the_lane_frees() -> None:
     gate, log = ClientGate(), []
-
-    async def cleans_up() -> None:
-        try:
-            log.append("started")
-            await asyncio.sleep(0)
-            log.append("never")
-        finally:
-            log.append("cleaned up")
-
-    task = asyncio.ensure_future(Yielding(cleans_up(), gate, LONG_S))
-    await asyncio.sleep(0)
-    assert log == ["started"]
-    gate.enter()
+    work = gapped(gate, log)
+    first_done = asyncio.Event()
+    first = asyncio.ensure_future(work("a", first_done))
+    second = asyncio.ensure_future(work("b"))
     await settle()
-    task.cancel()
+    gate.enter()  # a client arrives while the first runs: it is not parked midway ...
+    first_done.set()
+    await first
+    await settle()
+    assert log == ["a starts", "a ends"]  # ... but the second does not start meanwhile
+    gate.leave()
+    await second
+    assert log[-2:] == ["b starts", "b ends"]
+
+
+async def test_cancelled_while_waiting_leaves_the_lane_to_the_others() -> None:
+    gate, log = ClientGate(), []
+    work = gapped(gate, log)
+    gate.enter()
+    cancelled = asyncio.ensure_future(work("x"))
+    other = asyncio.ensure_future(work("y"))
+    await settle()
+    cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    assert log == ["started", "cleaned up"]  # while the client request is still in flight
-    other = asyncio.ensure_future(Yielding(stepper(log, "n", 1), gate, LONG_S))
-    await settle()
+        await cancelled
     gate.leave()
     await other
-    assert log[-1] == "n0"
+    assert log == ["y starts", "y ends"]
 
 
-async def test_a_hanging_twin_is_still_cancelled_by_its_timeout() -> None:
-    gate = ClientGate()
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(Yielding(asyncio.sleep(3600), gate, LONG_S), 0.05)
+async def test_handed_the_lane_then_cancelled_before_starting_gives_it_back() -> None:
+    gate, log = ClientGate(), []
+    work = gapped(gate, log)
+    gate.enter()
+    first = asyncio.ensure_future(work("x"))
+    second = asyncio.ensure_future(work("y"))
+    await settle()
+    gate.leave()  # the lane goes to the first, which is cancelled before it resumes
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert log == ["y starts", "y ends"]
 
 
 async def test_under_constant_client_traffic_the_wait_is_bounded() -> None:
     gate, log = ClientGate(), []
+    work = gapped(gate, log, max_wait_s=0.05)
     gate.enter()  # and never leaves
-    assert await Yielding(stepper(log, "s", 2), gate, 0.05) == "s done"
-    assert log == ["s0", "s1"]
+    await asyncio.gather(work("s"), work("t"))
+    assert sorted(log) == ["s ends", "s starts", "t ends", "t starts"]
+    assert not gate._waiting  # the timed-out waiters are gone, not piling up
     gate.leave()
