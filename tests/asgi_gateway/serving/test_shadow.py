@@ -116,13 +116,19 @@ def test_the_client_never_waits_for_a_blocked_twin(lab_server: ServerProcess) ->
     assert data["matched"] == 1
 
 
-def test_a_twin_waits_for_a_gap_in_client_traffic(lab_server: ServerProcess) -> None:
+def set_item_timeout(server: ServerProcess, timeout: str) -> dict[str, Any]:
+    """PATCH the item endpoint's shadow timeout through the admin API; the audited change."""
     response = httpx.patch(
-        lab_server.url + "/_rollout/api/flags/item",
-        json={"shadow": {"timeout": "60s"}, "reason": "a long wait for a gap"},
+        server.url + "/_rollout/api/flags/item",
+        json={"shadow": {"timeout": timeout}, "reason": f"shadow timeout {timeout}"},
         headers=ADMIN,
     )
     assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_a_twin_waits_for_a_gap_in_client_traffic(lab_server: ServerProcess) -> None:
+    set_item_timeout(lab_server, "60s")  # it may wait a quarter of that for a gap
     with ThreadPoolExecutor(1) as pool:
         held = pool.submit(httpx.get, lab_server.url + "/lab/hold", timeout=30)
         deadline = time.monotonic() + DEADLINE_S
@@ -142,13 +148,7 @@ def test_a_twin_waits_for_a_gap_in_client_traffic(lab_server: ServerProcess) -> 
 
 
 def test_a_hanging_twin_is_cancelled_and_counted_as_a_timeout(lab_server: ServerProcess) -> None:
-    response = httpx.patch(
-        lab_server.url + "/_rollout/api/flags/item",
-        json={"shadow": {"timeout": "300ms"}, "reason": "quick timeout"},
-        headers=ADMIN,
-    )
-    assert response.status_code == 200, response.text
-    assert response.json()["after"]["shadow"]["timeout_s"] == 0.3
+    assert set_item_timeout(lab_server, "300ms")["after"]["shadow"]["timeout_s"] == 0.3
     behave(lab_server, "item", "hang")
     for _ in range(3):
         assert httpx.get(lab_server.url + "/lab/item").status_code == 200
