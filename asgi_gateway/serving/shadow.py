@@ -286,7 +286,8 @@ class ShadowRunner:
             # not wait: legacy's write waits for it to pin its view of the data.
             run = self._in_a_gap(twin, timeout_s * _MAX_GIVE_WAY)
         try:
-            await asyncio.wait_for(run, timeout_s)
+            async with asyncio.timeout(timeout_s):  # in this task: no task of its own per twin
+                await run
         except TimeoutError:
             return "timeout"
         except Exception:
