@@ -124,12 +124,15 @@ async def test_the_twin_reads_the_body_once_then_sees_the_client_gone() -> None:
 
 
 async def test_a_twin_that_never_finishes_its_answer_counts_as_an_error() -> None:
-    async def unfinished(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+    class Unfinished:
+        """A raw ASGI twin (not a request function) that returns mid-answer."""
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{", "more_body": True})
 
     run = Run()
-    client = await run.serve(unfinished, json_app({"ok": True}), compiled())
+    client = await run.serve(Unfinished(), json_app({"ok": True}), compiled())
     await run.settled()
     assert (client.status, json.loads(client.body)) == (200, {"ok": True})
     assert (run.count("error"), run.count("mismatch")) == (1, 0)
