@@ -84,7 +84,13 @@ class SnapshotCopies:
 
     async def _blank(self) -> Any:
         if self._empty is None:
-            self._empty = await aiosqlite.connect(":memory:")
+            empty = await aiosqlite.connect(":memory:")
+            if self._empty is None:
+                self._empty = empty
+            else:
+                # Another copy came back while this one was opening: keep one. A connection
+                # left open keeps its (non-daemon) thread, and the process, alive at exit.
+                await empty.close()
         return self._empty
 
     async def take(self) -> tuple[AsyncEngine, AsyncConnection]:
