@@ -7,7 +7,8 @@ Cases (see bench/shadow.md):
 
 * `read at half load, sample 1.0`: GET /api/appointments/{id}; both sides are offered the same
   fixed load, half of legacy's saturated throughput (measured first in the same run), by wrk
-  connections that pause between requests. Target: client p50 ratio <= 1.05.
+  connections that pause between requests, the pause calibrated on legacy at that load.
+  Target: client p50 ratio <= 1.05.
 * `read at saturation, sample 0.1`: the same GET as fast as wrk can. Target: throughput
   ratio >= 0.90.
 * `write at a quarter load, dry run`: POST /api/calendars with `shadow: {writes: dry_run}` on
