@@ -4,7 +4,6 @@ even when the last minute looks fine, and unreadable figures stop the tick inste
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asgi_gateway.control.database import open_engine
 from asgi_gateway.control.guard import Guardian, RolloutMetrics
 from asgi_gateway.control.progress import write_progress
 from asgi_gateway.control.rollouts import Rollouts
@@ -24,7 +22,6 @@ from asgi_gateway.errors import FlagStoreUnavailable
 from asgi_gateway.flag_file import FlagFile, parse_flag_file
 from asgi_gateway.flags import EndpointRules
 from asgi_gateway.tables import COUNT_COLUMNS, recent_stats_table
-from shared.config import Settings
 
 EP = "appointments.list"
 RULES = EndpointRules(known=frozenset({EP}), twins=frozenset({EP}))
@@ -37,13 +34,6 @@ routes:
 
 def declared() -> FlagFile:
     return parse_flag_file(YAML, Path("feature_flags.yaml"), RULES)
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(settings.database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,6 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgi_gateway.control.analysis import Analysis, Figures, Side, analyse
-from asgi_gateway.control.database import open_engine
 from asgi_gateway.control.guard import Guardian, RolloutMetrics, judge_shadow, roll_back
 from asgi_gateway.control.progress import write_progress
 from asgi_gateway.control.rollout import Decision, Target, decide
@@ -38,7 +36,6 @@ from asgi_gateway.tables import (
     recent_stats_table,
     stats_table,
 )
-from shared.config import Settings
 
 RULES = EndpointRules(
     known=frozenset({"appointments.list", "appointments.get", "pages.index"}),
@@ -56,13 +53,6 @@ NOW = datetime.now(UTC)
 
 def declared(text: str = YAML) -> FlagFile:
     return parse_flag_file(text, Path("feature_flags.yaml"), RULES)
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(settings.database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

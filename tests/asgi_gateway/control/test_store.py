@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from asgi_gateway.errors import FlagConflict, FlagStoreUnavailable
 from asgi_gateway.flag_file import FlagFile, parse_flag_file
 from asgi_gateway.flags import Compare, EndpointRules, Flag, drift, make_flag
 from asgi_gateway.tables import audit_table
-from shared.config import Settings
 
 PATH = Path("feature_flags.yaml")
 
@@ -36,14 +34,6 @@ routes:
 
 def declared(text: str = YAML) -> FlagFile:
     return parse_flag_file(text, PATH)
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    """An engine created on this test's loop, disposed on it."""
-    engine = open_engine(settings.database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,19 @@
+"""Fixtures of the control-plane tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from asgi_gateway.control.database import open_engine
+from shared.config import Settings
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test's database, created on this test's loop and disposed on it."""
+    engine = open_engine(settings.database_url)
+    yield engine
+    await engine.dispose()
