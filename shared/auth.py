@@ -45,6 +45,10 @@ class Actor:
         """How audit rows and logs name this actor."""
         return self.email
 
+    def may_see(self, owner_id: int | None) -> bool:
+        """Whether this actor may see what user `owner_id` owns: their own, or any as admin."""
+        return owner_id is not None and (owner_id == self.user_id or self.is_admin)
+
 
 class Passwords:
     """Password hashing with argon2id (RFC 9106 low-memory profile, argon2-cffi's default).

@@ -277,6 +277,6 @@ async def _owned_item(
     item = await ActionItemRepository(session).get(item_id, for_update=for_update)
     if item is not None:
         config = await ArchiveConfigRepository(session).get(item.config_id)
-        if config is not None and (config.owner_id == actor.user_id or actor.is_admin):
+        if config is not None and actor.may_see(config.owner_id):
             return item
     raise NotFound(f"action item {item_id} not found")

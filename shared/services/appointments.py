@@ -65,7 +65,7 @@ class AppointmentService:
         async with self.db.reading() as conn:
             row = await appointment_row(conn, appointment_id)
         # The owner id rides at the end of the row: one statement, no ORM objects.
-        if row is None or not (row[-1] == actor.user_id or actor.is_admin):
+        if row is None or not actor.may_see(row[-1]):
             raise NotFound(f"appointment {appointment_id} not found")
         return appointment_row_json(row)
 
@@ -138,7 +138,7 @@ class AppointmentService:
         appointment = await AppointmentRepository(session).get(appointment_id)
         if appointment is not None:
             calendar = await CalendarRepository(session).get(appointment.calendar_id)
-            if calendar is not None and (calendar.owner_id == actor.user_id or actor.is_admin):
+            if calendar is not None and actor.may_see(calendar.owner_id):
                 return appointment
         raise NotFound(f"appointment {appointment_id} not found")
 

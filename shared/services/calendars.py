@@ -34,7 +34,7 @@ def owned_or_404(calendar: Calendar | None, calendar_id: int, actor: Actor) -> C
 def check_visible(owner_id: int | None, calendar_id: int, actor: Actor) -> None:
     """A 404 unless calendar `calendar_id` exists (`owner_id` not None) and `actor` owns it
     or is admin: another user's ids answer as if they did not exist."""
-    if owner_id is None or (owner_id != actor.user_id and not actor.is_admin):
+    if not actor.may_see(owner_id):
         raise NotFound(f"calendar {calendar_id} not found")
 
 
