@@ -110,8 +110,11 @@ def stream() -> Response:
 
 @flask_app.get("/stream-crash")
 def stream_crash() -> Response:
+    chunks = int(request.args.get("chunks", "1"))
+
     def generate() -> Iterator[bytes]:
-        yield stream_chunk(0)
+        for n in range(chunks):
+            yield stream_chunk(n)
         raise RuntimeError("secret detail that must not reach the client")
 
     return Response(generate(), mimetype="application/octet-stream")

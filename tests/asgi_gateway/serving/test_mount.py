@@ -242,9 +242,15 @@ def test_an_exception_in_a_third_party_view_is_answered_never_a_hang(
             crashed = client.get("/crash")
             assert crashed.status_code == 500
             assert SECRET not in crashed.text and "Traceback" not in crashed.text
+        # Failing after its first chunk: nothing has left yet (a response is held until it
+        # streams), so the client gets a clean 500 instead of a truncated 200.
+        early = client.get("/stream-crash?chunks=1")
+        assert (early.status_code, early.headers["x-served-by"]) == (500, "legacy")
+        assert early.json()["error"]["code"] == "internal_error"
+        assert SECRET not in early.text
         # Failing mid-stream: the response is cut short, visibly, and promptly.
         with pytest.raises(httpx.RemoteProtocolError):
-            client.get("/stream-crash")
+            client.get("/stream-crash?chunks=3")
     assert_every_wsgi_thread_is_free(custom_server)
 
 
