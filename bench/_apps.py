@@ -1,6 +1,7 @@
-"""Baselines of bench/gateway.py: the async routes and the Flask app, served without the gateway.
+"""Baselines of bench/gateway.py: the async routes and the Flask app, served without the gateway
+(the Flask app both under plain a2wsgi and under the gateway's own WSGI mount).
 
-`uvicorn bench._apps:async_app` and `uvicorn bench._apps:legacy_app` build them from the AA_*
+`uvicorn bench._apps:async_app` (or `legacy_app`, `mount_app`) builds them from the AA_*
 environment on first access, like `asgi_gateway.app:app`.
 """
 
@@ -15,6 +16,7 @@ from a2wsgi import WSGIMiddleware
 from starlette.applications import Starlette
 
 from asgi_gateway.endpoints import routes
+from asgi_gateway.serving.mount import WSGIMount
 from legacy_flask import create_app
 from shared import bridge
 from shared.config import Settings, load_settings
@@ -50,7 +52,19 @@ def create_legacy_app(settings: Settings | None = None) -> WSGIMiddleware:
     return WSGIMiddleware(create_app(runtime=runtime), workers=settings.wsgi_threads)
 
 
-_FACTORIES = {"async_app": create_async_app, "legacy_app": create_legacy_app}
+def create_mount_app(settings: Settings | None = None) -> WSGIMount:
+    """The Flask app behind the gateway's own WSGI mount alone (no routing, no flags)."""
+    settings = settings or load_settings()
+    runtime = Runtime(settings)
+    bridge.on_shutdown(runtime.aclose)
+    return WSGIMount(create_app(runtime=runtime), workers=settings.wsgi_threads)
+
+
+_FACTORIES = {
+    "async_app": create_async_app,
+    "legacy_app": create_legacy_app,
+    "mount_app": create_mount_app,
+}
 
 
 def __getattr__(name: str) -> Any:

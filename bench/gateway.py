@@ -53,7 +53,7 @@ class Case:
 
     name: str
     path: str
-    direct: str  # the baseline server: "async" or "legacy"
+    direct: str  # the baseline server: "async", "legacy" or "mount"
     served_by: str  # the X-Served-By the gateway must answer with
 
 
@@ -61,11 +61,14 @@ CASES = (
     Case("appointments.list async", "/api/appointments?per_page=50", "async", "async"),
     Case("healthz legacy", "/healthz", "legacy", "legacy"),
     Case("calendars.list legacy", "/api/calendars", "legacy", "legacy"),
+    # The gateway's own routing alone: the same legacy mount (WSGIMount) served without it.
+    Case("healthz vs the mount alone", "/healthz", "mount", "legacy"),
 )
 SERVERS = {  # name -> (ASGI app, readiness path)
     "gateway": ("asgi_gateway.app:app", "/readyz"),
     "async": ("bench._apps:async_app", "/api/appointments?per_page=1"),
     "legacy": ("bench._apps:legacy_app", "/readyz"),
+    "mount": ("bench._apps:mount_app", "/readyz"),
 }
 
 

@@ -30,7 +30,7 @@ from shared.repositories import JobRepository
 from shared.schedules import parse_schedule, plan_due
 from shared.validation import parse_timezone
 
-__all__ = ["MAX_ATTEMPTS", "ClaimedRun", "DueResult", "JobClaims"]
+__all__ = ["MAX_ATTEMPTS", "ClaimedRun", "DueResult", "JobClaims", "Outlook"]
 
 MAX_ATTEMPTS = 2  # the first run and one retry
 _log = logging.getLogger(__name__)
@@ -53,6 +53,14 @@ class ClaimedRun:
 
 
 @dataclass(frozen=True, slots=True)
+class Outlook:
+    """What a tick has to do: is a run queued, and when the soonest enabled job is due."""
+
+    has_queued: bool
+    next_due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class DueResult:
     """Runs claimed at one tick, and how many scheduled times were recorded as skipped."""
 
@@ -61,6 +69,10 @@ class DueResult:
 
 
 _Row = tuple[Job, ArchiveConfiguration]
+_OUTLOOK = select(
+    select(JobRun.id).where(JobRun.status == "queued").limit(1).scalar_subquery(),
+    select(func.min(Job.next_run_at)).where(Job.enabled.is_(True)).scalar_subquery(),
+)
 
 
 class JobClaims:
@@ -165,6 +177,13 @@ class JobClaims:
                 )
                 claimed.append(_claimed(active, job, config))
         return claimed, skipped
+
+    async def outlook(self) -> Outlook:
+        """Is any run queued, and when is the soonest job due: one statement, two indexed
+        lookups. An idle tick asks only this (claiming reads and locks rows)."""
+        async with self.db.reading() as conn:
+            row = (await conn.execute(_OUTLOOK)).one()
+        return Outlook(row[0] is not None, row[1])
 
     async def next_due_at(self) -> datetime | None:
         """When the soonest enabled job is due (None when no job is enabled)."""

@@ -260,18 +260,22 @@ class Scheduler:
             await self._beat()
         if not self._is_claiming:
             return
+        # One cheap read first: an idle tick (nothing queued, nothing due) ends with it.
+        outlook = await self.claims.outlook()
+        self._next_due_at = outlook.next_due_at
         capacity = self.max_running - len(self._running)
-        if capacity > 0:
+        if capacity > 0 and outlook.has_queued:
             for claimed in await self.claims.claim_queued(now, capacity):
                 self._start(claimed)
         capacity = self.max_running - len(self._running)
-        if capacity > 0:
+        due_at = outlook.next_due_at
+        if capacity > 0 and due_at is not None and due_at <= now:
             due = await self.claims.claim_due(now, capacity)
             if due.skipped:
                 self.metrics.runs.labels("skipped").inc(due.skipped)
             for claimed in due.runs:
                 self._start(claimed)
-        self._next_due_at = await self.claims.next_due_at()
+            self._next_due_at = await self.claims.next_due_at()
 
     async def _beat(self) -> None:
         now = utcnow()

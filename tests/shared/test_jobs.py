@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from shared.auth import Actor
-from shared.claims import JobClaims
+from shared.claims import JobClaims, Outlook
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.inputs.archive import parse_archive_config
 from shared.models import Job, JobRun, utcnow
@@ -325,3 +325,28 @@ async def test_the_demo_data_has_a_nightly_job(domain: Runtime) -> None:
         True,
     )
     assert job["timezone"] == "Europe/London" and job["next_run_at"] is not None
+
+
+async def test_the_outlook_tells_a_tick_whether_anything_is_queued_or_due(domain: Runtime) -> None:
+    alice = await make_actor(domain, "alice@example.com")
+    scheduler = claims(domain, "host:1")
+    job = await make_job(domain, alice, await make_config(domain, alice), schedule="every 1s")
+    later = await make_job(domain, alice, await make_config(domain, alice), schedule="every 1s")
+    soon = utcnow().replace(microsecond=0) + timedelta(hours=1)
+    await set_cursor(domain, job["id"], soon)
+    await set_cursor(domain, later["id"], soon + timedelta(hours=1))
+    assert await scheduler.outlook() == Outlook(False, soon)
+
+    await domain.services.jobs.update(alice, job["id"], {"enabled": False})  # only enabled jobs
+    await set_cursor(domain, later["id"], soon + timedelta(hours=2))
+    assert await scheduler.outlook() == Outlook(False, soon + timedelta(hours=2))
+
+    await domain.services.jobs.trigger(alice, later["id"])
+    outlook = await scheduler.outlook()
+    assert outlook.has_queued
+    [claimed] = await scheduler.claim_queued(utcnow(), 10)
+    assert claimed.job_id == later["id"]
+    assert not (await scheduler.outlook()).has_queued
+
+    await domain.services.jobs.update(alice, later["id"], {"enabled": False})
+    assert await scheduler.outlook() == Outlook(False, None)
