@@ -18,7 +18,7 @@ from asgi_gateway.control.analysis import analyse
 from asgi_gateway.control.database import describe_error
 from asgi_gateway.control.rollout import Progress
 from asgi_gateway.control.rollouts import Rollouts
-from asgi_gateway.control.stats import window_figures
+from asgi_gateway.control.stats import windows_figures
 from asgi_gateway.control.store import FlagState
 from asgi_gateway.errors import FlagStoreUnavailable
 from asgi_gateway.flags import Flag, effective_flag
@@ -39,28 +39,41 @@ async def rollout_views(
         if await rollouts.store.version() == state.version:
             break
     twin_set = frozenset(twins)
+    now = time.time()
+    flags = {e: effective_flag(e, state.flags, rollouts.declared) for e in endpoints}
+    rows = {e: progress.get(e) or Progress(e, plan=flags[e].rollout) for e in endpoints}
+    windows = {e: _window(flags[e], state, rows[e], now) for e in endpoints}
+    # Every judged window at once: a few statements for the page, not a few per endpoint.
+    try:
+        figures = await windows_figures(
+            rollouts.store.engine,
+            {e: window[1] for e, window in windows.items() if window is not None},
+            now,
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        raise FlagStoreUnavailable(f"cannot read the stats: {describe_error(exc)}") from exc
     views = []
     for endpoint in endpoints:
-        flag = effective_flag(endpoint, state.flags, rollouts.declared)
-        views.append(
-            await _view(
-                rollouts, endpoint, flag, state, progress.get(endpoint), endpoint in twin_set
-            )
-        )
+        flag, row, window = flags[endpoint], rows[endpoint], windows[endpoint]
+        if window is None:
+            analysis = row.last_analysis
+        else:
+            mode, since = window
+            analysis = analyse(
+                mode, figures[endpoint], flag.guard, window_s=max(now - since, 0.0)
+            ).to_dict()
+        views.append(_view(endpoint, flag, row, analysis, endpoint in twin_set))
     return views
 
 
-async def _view(
-    rollouts: Rollouts,
+def _view(
     endpoint: str,
     flag: Flag,
-    state: FlagState,
-    progress: Progress | None,
+    row: Progress,
+    analysis: Mapping[str, Any] | None,
     has_twin: bool,
 ) -> dict[str, Any]:
-    row = progress or Progress(endpoint, plan=flag.rollout)
     plan = row.plan if row.state != "none" else flag.rollout
-    analysis = await _analysis(rollouts, endpoint, flag, state, row)
     return {
         "endpoint": endpoint,
         "state": row.state,
@@ -91,26 +104,20 @@ async def _view(
     }
 
 
-async def _analysis(
-    rollouts: Rollouts, endpoint: str, flag: Flag, state: FlagState, row: Progress
-) -> Mapping[str, Any] | None:
-    now = time.time()
+def _window(flag: Flag, state: FlagState, row: Progress, now: float) -> tuple[str, float] | None:
+    """(mode, since) of the window to judge for the view: the current step of a rollout under
+    way, else the guard's window for an endpoint in canary, async or shadow; None for neither
+    (the view shows the analysis stored last)."""
     if row.is_active and row.step_started_at is not None:
         mode = "shadow" if row.in_shadow_phase else flag.mode
-        since = row.step_started_at.timestamp()
-    elif flag.mode in _JUDGED_MODES:
-        mode = flag.mode
+        return mode, row.step_started_at.timestamp()
+    if flag.mode in _JUDGED_MODES:
         since = now - flag.guard.window_s
-        changed_at = state.changed_at.get(endpoint)
+        changed_at = state.changed_at.get(row.endpoint)
         if changed_at is not None:
             since = max(since, changed_at.timestamp())
-    else:
-        return row.last_analysis
-    try:
-        figures = await window_figures(rollouts.store.engine, endpoint, since, now)
-    except (SQLAlchemyError, OSError) as exc:
-        raise FlagStoreUnavailable(f"cannot read the stats: {describe_error(exc)}") from exc
-    return analyse(mode, figures, flag.guard, window_s=max(now - since, 0.0)).to_dict()
+        return flag.mode, since
+    return None
 
 
 def _phase(row: Progress) -> str | None:

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -359,26 +359,28 @@ _WINDOW_EVENTS = ("shadow_match", "shadow_mismatch", "shadow_noise", "fallback")
 
 @functools.cache
 def _window_queries(is_recent: bool, is_bounded: bool) -> tuple[Select[Any], Select[Any]]:
-    """The two statements of one span of a window: request counts by backend, shadow results
-    by kind. Built once: the guard runs them for every endpoint at every tick."""
+    """The two statements of one span of some endpoints' windows: request counts by endpoint
+    and backend, shadow results by endpoint and kind. Built once: the guard runs them at every
+    tick, for all the endpoints whose windows start at the same second at once."""
     stats, kinds, key = (
         (recent_stats_table, recent_events_table, "second")
         if is_recent
         else (stats_table, events_table, "minute")
     )
-    endpoint, low, high = bindparam("endpoint"), bindparam("low"), bindparam("high")
+    names, low, high = bindparam("names", expanding=True), bindparam("low"), bindparam("high")
     query = (
         select(
+            stats.c.endpoint,
             stats.c.backend,
             *(func.sum(stats.c[c]) for c in ("requests", "errors", *BUCKET_COLUMNS)),
         )
-        .where(stats.c.endpoint == endpoint, stats.c[key] >= low)
-        .group_by(stats.c.backend)
+        .where(stats.c.endpoint.in_(names), stats.c[key] >= low)
+        .group_by(stats.c.endpoint, stats.c.backend)
     )
     counted = (
-        select(kinds.c.kind, func.sum(kinds.c["count"]))
-        .where(kinds.c.endpoint == endpoint, kinds.c[key] >= low, kinds.c.kind.in_(_WINDOW_EVENTS))
-        .group_by(kinds.c.kind)
+        select(kinds.c.endpoint, kinds.c.kind, func.sum(kinds.c["count"]))
+        .where(kinds.c.endpoint.in_(names), kinds.c[key] >= low, kinds.c.kind.in_(_WINDOW_EVENTS))
+        .group_by(kinds.c.endpoint, kinds.c.kind)
     )
     if is_bounded:
         query = query.where(stats.c[key] < high)
@@ -394,39 +396,57 @@ async def window_figures(
     The last RECENT_KEEP_S come from the per-second rows, so a window may start at any second
     (at a flip); older parts of a long window come from whole minutes of the per-minute rows.
     """
+    return (await windows_figures(engine, {endpoint: since_s}, now_s))[endpoint]
+
+
+async def windows_figures(
+    engine: Database, since_by_endpoint: Mapping[str, float], now_s: float | None = None
+) -> dict[str, Figures]:
+    """The figures of many endpoints' windows, each from its own `since_s` until now, as
+    `window_figures` gives them one by one, in two statements per distinct span: endpoints
+    whose windows start at the same second (the same `window_s`, no flip within it) are read
+    together."""
+    if not since_by_endpoint:
+        return {}
     now_s = time.time() if now_s is None else now_s
-    start = int(since_s)
     # Per-second rows are kept at least RECENT_KEEP_S; from this minute boundary on, use them.
-    boundary = max(start, math.ceil((now_s - RECENT_KEEP_S) / 60) * 60)
-    spans: list[tuple[bool, int, int | None]] = [(True, boundary, None)]
-    if start < boundary:
-        spans.append((False, math.ceil(start / 60), boundary // 60))
-    sides: dict[str, list[int]] = {}
-    events: dict[str, int] = {}
+    recent_from = math.ceil((now_s - RECENT_KEEP_S) / 60) * 60
+    spans: dict[tuple[bool, int, int | None], list[str]] = {}
+    for endpoint, since_s in since_by_endpoint.items():
+        start = int(since_s)
+        boundary = max(start, recent_from)
+        spans.setdefault((True, boundary, None), []).append(endpoint)
+        if start < boundary:
+            spans.setdefault((False, math.ceil(start / 60), boundary // 60), []).append(endpoint)
+    sides: dict[tuple[str, str], list[int]] = {}
+    events: dict[tuple[str, str], int] = {}
     async with _connection(engine) as conn:
-        for is_recent, low, high in spans:
+        for (is_recent, low, high), names in spans.items():
             query, counted = _window_queries(is_recent, high is not None)
-            params = {"endpoint": endpoint, "low": low}
+            params: dict[str, Any] = {"names": names, "low": low}
             if high is not None:
                 params["high"] = high
-            for backend, *values in (await conn.execute(query, params)).all():
-                summed = sides.setdefault(backend, [0] * (2 + len(BUCKET_COLUMNS)))
+            for endpoint, backend, *values in (await conn.execute(query, params)).all():
+                summed = sides.setdefault((endpoint, backend), [0] * (2 + len(BUCKET_COLUMNS)))
                 for i, value in enumerate(values):
                     summed[i] += int(value or 0)
-            for kind, count in (await conn.execute(counted, params)).all():
-                events[kind] = events.get(kind, 0) + int(count or 0)
+            for endpoint, kind, count in (await conn.execute(counted, params)).all():
+                events[(endpoint, kind)] = events.get((endpoint, kind), 0) + int(count or 0)
 
-    def side(backend: str) -> Side:
-        values = sides.get(backend)
+    def side(endpoint: str, backend: str) -> Side:
+        values = sides.get((endpoint, backend))
         if values is None:
             return Side()
         return Side(values[0], values[1], tuple(values[2:]))
 
-    compared = sum(events.get(k, 0) for k in ("shadow_match", "shadow_mismatch", "shadow_noise"))
-    return Figures(
-        legacy=side("legacy"),
-        twin=side("async"),
-        compared=compared,
-        mismatched=events.get("shadow_mismatch", 0),
-        fallbacks=events.get("fallback", 0),
-    )
+    def figures(endpoint: str) -> Figures:
+        counts = {kind: events.get((endpoint, kind), 0) for kind in _WINDOW_EVENTS}
+        return Figures(
+            legacy=side(endpoint, "legacy"),
+            twin=side(endpoint, "async"),
+            compared=counts["shadow_match"] + counts["shadow_mismatch"] + counts["shadow_noise"],
+            mismatched=counts["shadow_mismatch"],
+            fallbacks=counts["fallback"],
+        )
+
+    return {endpoint: figures(endpoint) for endpoint in since_by_endpoint}

@@ -48,18 +48,31 @@ def behave(path: Path, twin: str, how: str) -> None:
 
 
 class _Behaviour:
-    """The behaviour file, read off the loop at most every 50 ms."""
+    """The behaviour file, read off the loop at most every 50 ms.
+
+    A request that finds the last read stale waits for the next one, as do the requests that
+    arrive while it runs: none is answered from a read older than the change it follows (the
+    first twin requests after a change of behaviour all behave as the file says)."""
 
     def __init__(self) -> None:
         self.read_at = 0.0
         self.values: dict[str, str] = {}
+        self._reading: asyncio.Task[None] | None = None
 
     async def of(self, twin: str) -> str:
-        if time.monotonic() - self.read_at > 0.05:
-            self.read_at = time.monotonic()
-            path = Path(os.environ["ROLLOUT_BEHAVIOUR_FILE"])
-            self.values = await asyncio.to_thread(_load, path)
+        if self._reading is None and time.monotonic() - self.read_at > 0.05:
+            self._reading = asyncio.get_running_loop().create_task(self._read())
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
         return self.values.get(twin, "ok")
+
+    async def _read(self) -> None:
+        try:
+            started = time.monotonic()
+            self.values = await asyncio.to_thread(_load, Path(os.environ["ROLLOUT_BEHAVIOUR_FILE"]))
+            self.read_at = started
+        finally:
+            self._reading = None
 
 
 def _load(path: Path) -> dict[str, str]:

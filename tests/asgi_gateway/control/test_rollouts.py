@@ -20,7 +20,7 @@ from asgi_gateway.control.guard import Guardian, RolloutMetrics, judge_shadow, r
 from asgi_gateway.control.progress import write_progress
 from asgi_gateway.control.rollout import Decision, Target, decide
 from asgi_gateway.control.rollouts import Rollouts
-from asgi_gateway.control.stats import window_figures
+from asgi_gateway.control.stats import window_figures, windows_figures
 from asgi_gateway.control.store import Change, FlagStore, etag
 from asgi_gateway.errors import RolloutConflict
 from asgi_gateway.flag_file import FlagFile, parse_flag_file
@@ -382,6 +382,46 @@ async def test_a_window_starts_at_its_second_and_reaches_back_through_whole_minu
     assert await window_figures(store.engine, "appointments.get", now - 60, now) == Figures(
         legacy=Side(), twin=Side()
     )
+
+
+async def test_many_windows_read_at_once_are_each_what_it_reads_alone(store: FlagStore) -> None:
+    now = time.time()
+    second, minute = int(now), int(now // 60)
+    other = "appointments.get"
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            insert(recent_stats_table),
+            [
+                row("second", second - 30, "async", 10, 1),
+                row("second", second - 5, "legacy", 7, 0),
+                {**row("second", second - 20, "async", 3, 3), "endpoint": other},
+                {**row("second", second - 2, "legacy", 4, 0), "endpoint": other},
+            ],
+        )
+        await conn.execute(
+            insert(recent_events_table),
+            [
+                {"second": second - 5, "endpoint": EP, "kind": "shadow_match", "count": 8},
+                {"second": second - 25, "endpoint": other, "kind": "shadow_mismatch", "count": 2},
+            ],
+        )
+        await conn.execute(
+            insert(stats_table),
+            [
+                row("minute", minute - 30, "async", 100, 50),
+                {**row("minute", minute - 40, "legacy", 9, 9), "endpoint": other},
+            ],
+        )
+    # Windows of different lengths, two of them sharing a start, one with nothing in it.
+    windows = {EP: now - 3600, other: now - 10, "calendars.list": now - 3600}
+    together = await windows_figures(store.engine, windows, now)
+    alone = {e: await window_figures(store.engine, e, since, now) for e, since in windows.items()}
+    assert together == alone
+    assert (together[EP].twin.requests, together[EP].legacy.requests) == (110, 7)
+    assert (together[other].twin.requests, together[other].legacy.requests) == (0, 4)
+    assert together[other].mismatched == 0  # its mismatches are older than its window
+    assert together["calendars.list"] == Figures(legacy=Side(), twin=Side())
+    assert await windows_figures(store.engine, {}, now) == {}
 
 
 async def test_one_broken_endpoint_never_stops_the_guard_of_the_others(
