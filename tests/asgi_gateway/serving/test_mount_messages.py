@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -64,13 +64,20 @@ class Channel:
         return b"".join(m.get("body", b"") for m in self.sent if m["type"] == "http.response.body")
 
 
-async def serve(app: WSGIApp, channel: Channel, scope: Message | None = None) -> None:
+async def serve(
+    app: WSGIApp,
+    channel: Channel,
+    scope: Message | None = None,
+    send: Callable[[Message], Awaitable[None]] | None = None,
+) -> WSGIMount:
+    """One request through a new mount of `app`; the mount, its threads ended."""
     mount = WSGIMount(app, workers=2)
     try:
         scope = scope or scope_of()
-        await mount.serve(scope, channel.receive, channel.send, inspect_headers(scope))
+        await mount.serve(scope, channel.receive, send or channel.send, inspect_headers(scope))
     finally:
         mount.executor.shutdown(wait=True)
+    return mount
 
 
 def app_of(chunks: list[bytes], status: str = "200 OK") -> WSGIApp:
@@ -130,12 +137,7 @@ async def test_the_first_chunk_leaves_before_the_app_ends_once_it_streams() -> N
         assert first_sent.wait(5), "the first chunk was held back while the app streams"
         yield b"three"
 
-    mount = WSGIMount(app, workers=1)
-    try:
-        scope = scope_of()
-        await mount.serve(scope, channel.receive, send, inspect_headers(scope))
-    finally:
-        mount.executor.shutdown(wait=True)
+    await serve(app, channel, send=send)
     assert channel.body() == b"onetwothree"
 
 
@@ -188,12 +190,7 @@ async def test_a_client_who_leaves_mid_stream_stops_the_app() -> None:
         finally:
             closed.set()
 
-    mount = WSGIMount(app, workers=1)
-    try:
-        scope = scope_of()
-        await mount.serve(scope, channel.receive, send, inspect_headers(scope))
-    finally:
-        mount.executor.shutdown(wait=True)
+    mount = await serve(app, channel, send=send)
     assert closed.is_set()
     assert len(produced) < 10_000
     assert mount.watchers_started == 1
