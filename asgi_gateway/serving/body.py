@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -38,19 +38,22 @@ _HEADERS_BODY = json.dumps(
 ).encode()
 
 
-@dataclass(frozen=True, slots=True)
-class BodyInfo:
-    """What the headers say of a request's body, and their total size."""
+class BodyInfo(NamedTuple):
+    """What the headers say of a request's body, their total size, and the backend override
+    asked for (a tuple: built for every request)."""
 
     has_body: bool
     declared: int | None  # Content-Length, when sent and valid
     header_bytes: int
+    override: bytes | None = None  # the X-Backend-Override header, when sent
 
 
 def inspect_headers(scope: Scope) -> BodyInfo:
-    """One pass over the headers: is there a body, its declared length, the headers' size."""
+    """One pass over the headers: is there a body, its declared length, the headers' size,
+    the backend override asked for."""
     has_body = False
     declared: int | None = None
+    override: bytes | None = None
     size = 0
     for name, value in scope["headers"]:
         size += len(name) + len(value) + 4
@@ -60,7 +63,9 @@ def inspect_headers(scope: Scope) -> BodyInfo:
                 has_body = has_body or declared > 0
         elif name == b"transfer-encoding":
             has_body = True
-    return BodyInfo(has_body, declared, size)
+        elif name == b"x-backend-override" and override is None:
+            override = value
+    return BodyInfo(has_body, declared, size, override)
 
 
 class BodyTimeout(Exception):

@@ -57,7 +57,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _log = logging.getLogger(__name__)
-_OVERRIDE = b"x-backend-override"
 _INTERNAL_ERROR = json.dumps(
     {"error": {"code": "internal_error", "message": "internal server error; it has been logged"}}
 ).encode()
@@ -201,13 +200,17 @@ class Gateway:
         exchange: Exchange | None = None
         try:
             match = self.matcher.match(scope)
-            if match is None:
+            if match is None:  # not migrated: the most common request while moving
                 exchange = Exchange(receive, send, "legacy")
-                await self._serve_legacy(scope, exchange, info)
+                self.legacy_inflight += 1
+                try:
+                    await self.legacy.serve(scope, exchange.receive, exchange.send, info)
+                finally:
+                    self.legacy_inflight -= 1
                 return
             route, child = match
             endpoint = route.name
-            backend, compiled = await self._choose(scope, endpoint)
+            backend, compiled = await self._choose(scope, endpoint, info.override)
             exchange = Exchange(receive, send, backend)
             if backend == "legacy":
                 if compiled is not None and compiled.mode == "shadow":
@@ -348,10 +351,14 @@ class Gateway:
                 legacy_scope, replay(body, exchange.receive), with_fallback_header(send)
             )
 
-    async def _choose(self, scope: Scope, endpoint: str) -> tuple[Backend, CompiledFlag | None]:
-        """The backend of this request, and its endpoint's flag (None when an admin forced it)."""
-        if header(scope, _OVERRIDE) is not None:
-            forced = await self._override(scope)
+    async def _choose(
+        self, scope: Scope, endpoint: str, override: bytes | None = None
+    ) -> tuple[Backend, CompiledFlag | None]:
+        """The backend of this request, and its endpoint's flag (None when an admin forced it).
+
+        `override` is the request's X-Backend-Override header (`inspect_headers` finds it)."""
+        if override is not None:
+            forced = await self._override(scope, override)
             if forced is not None:
                 return forced, None
         refresher = self.plane.refresher
@@ -379,10 +386,9 @@ class Gateway:
             key = None if not client else "ip:" + client[0]
         return key
 
-    async def _override(self, scope: Scope) -> Backend | None:
+    async def _override(self, scope: Scope, value: bytes) -> Backend | None:
         # Honoured for admins only, and only checked when the header is present: the
         # identity lookup may touch the database, which the normal path never does.
-        value = header(scope, _OVERRIDE)
         if value not in (b"legacy", b"async") or self.authenticate is None:
             return None
         try:
