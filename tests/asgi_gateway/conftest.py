@@ -102,3 +102,14 @@ def webhook() -> Iterator[WebhookReceiver]:
     """A real webhook receiver on 127.0.0.1 (tests/fakes/webhook_receiver.py)."""
     with WebhookReceiver() as receiver:
         yield receiver
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The test's SQLite file, then the test PostgreSQL (async driver URLs), for tests that
+    ask for it: the same behaviour on both backends."""
+    if request.param == "sqlite":
+        url: str = request.getfixturevalue("settings").database_url
+        return url
+    pg: str = request.getfixturevalue("pg_environ")["AA_DATABASE_URL"]
+    return pg.replace("postgresql://", "postgresql+asyncpg://")

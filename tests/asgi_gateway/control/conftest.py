@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asgi_gateway.control.database import open_engine
+from asgi_gateway.control.store import FlagStore
+from asgi_gateway.flag_file import FlagFile
 from shared.config import Settings
 
 
@@ -17,3 +19,11 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = open_engine(settings.database_url)
     yield engine
     await engine.dispose()
+
+
+async def applied_store(engine: AsyncEngine, declared: FlagFile) -> FlagStore:
+    """A flag store on `engine`, its tables created and `declared` applied."""
+    store = FlagStore(engine)
+    await store.ensure_schema()
+    await store.apply(declared)
+    return store

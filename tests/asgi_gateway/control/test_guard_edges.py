@@ -22,6 +22,7 @@ from asgi_gateway.errors import FlagStoreUnavailable
 from asgi_gateway.flag_file import FlagFile, parse_flag_file
 from asgi_gateway.flags import EndpointRules
 from asgi_gateway.tables import COUNT_COLUMNS, recent_stats_table
+from tests.asgi_gateway.control.conftest import applied_store
 
 EP = "appointments.list"
 RULES = EndpointRules(known=frozenset({EP}), twins=frozenset({EP}))
@@ -38,10 +39,7 @@ def declared() -> FlagFile:
 
 @pytest.fixture
 async def store(engine: AsyncEngine) -> FlagStore:
-    store = FlagStore(engine)
-    await store.ensure_schema()
-    await store.apply(declared())
-    return store
+    return await applied_store(engine, declared())
 
 
 def stats_row(second: int, backend: str, requests: int, errors: int) -> dict[str, Any]:

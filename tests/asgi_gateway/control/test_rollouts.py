@@ -36,6 +36,7 @@ from asgi_gateway.tables import (
     recent_stats_table,
     stats_table,
 )
+from tests.asgi_gateway.control.conftest import applied_store
 
 RULES = EndpointRules(
     known=frozenset({"appointments.list", "appointments.get", "pages.index"}),
@@ -57,10 +58,7 @@ def declared(text: str = YAML) -> FlagFile:
 
 @pytest.fixture
 async def store(engine: AsyncEngine) -> FlagStore:
-    store = FlagStore(engine)
-    await store.ensure_schema()
-    await store.apply(declared())
-    return store
+    return await applied_store(engine, declared())
 
 
 @pytest.fixture

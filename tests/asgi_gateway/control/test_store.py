@@ -367,15 +367,6 @@ async def test_export_then_parse_gives_back_every_runtime_field(store: FlagStore
 # -- compare-and-set -----------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        url: str = request.getfixturevalue("settings").database_url
-        return url
-    pg: str = request.getfixturevalue("pg_environ")["AA_DATABASE_URL"]
-    return pg.replace("postgresql://", "postgresql+asyncpg://")
-
-
 async def test_concurrent_changes_apply_in_order_and_audit_what_each_changed(
     database_url: str,
 ) -> None:

@@ -22,15 +22,6 @@ from asgi_gateway.tables import (
 from shared.config import Settings
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        url: str = request.getfixturevalue("settings").database_url
-        return url
-    pg: str = request.getfixturevalue("pg_environ")["AA_DATABASE_URL"]
-    return pg.replace("postgresql://", "postgresql+asyncpg://")
-
-
 def mismatch(endpoint: str, at: datetime, n: int = 0) -> Mismatch:
     return Mismatch(
         endpoint=endpoint,
